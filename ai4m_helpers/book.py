@@ -1,0 +1,80 @@
+"""Build the HTML book (Jupyter Book 1.x) from executed notebooks, never from committed outputs.
+
+The sources are staged in a scratch folder: the book's pages, and each chapter's *executed*
+notebook in place of the committed, output-free one. The staged configuration turns execution off,
+so what the reader sees is exactly what the run recorded.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+from .chapters import CHAPTERS, REPO_ROOT
+from .runner import SUMMARY_MD, load_summary
+
+THIS_BUILD_PAGE = pathlib.Path("book/results/this_build.md")
+
+
+class BookError(RuntimeError):
+    pass
+
+
+def executed_errors(notebook: pathlib.Path) -> list[str]:
+    """Error outputs left in an executed notebook (a book must not show them)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return [f"cell {i}: {out.get('ename')}: {out.get('evalue')}"
+            for i, cell in enumerate(cells) for out in cell.get("outputs", [])
+            if out.get("output_type") == "error"]
+
+
+def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Path = REPO_ROOT) -> None:
+    """Lay out the book sources with executed chapters in ``stage_dir``."""
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(repo / name, stage_dir / name)
+    shutil.copytree(repo / "book", stage_dir / "book")
+    (stage_dir / "notebooks").mkdir()
+    for chapter in CHAPTERS:
+        executed = executed_dir / f"{chapter.name}.ipynb"
+        if not executed.exists():
+            raise BookError(f"no executed notebook for chapter {chapter.number} in {executed_dir}: "
+                            f"run `ai4m run {chapter.number} --out {executed_dir}` first")
+        errors = executed_errors(executed)
+        if errors:
+            raise BookError(f"chapter {chapter.number} ran with errors ({errors[0]}); fix it first")
+        shutil.copy2(executed, stage_dir / "notebooks" / executed.name)
+    _write_this_build_page(executed_dir, stage_dir / THIS_BUILD_PAGE)
+    config = stage_dir / "_config.yml"
+    config.write_text(config.read_text().replace("execute_notebooks: cache",
+                                                 "execute_notebooks: \"off\""))
+
+
+def _write_this_build_page(executed_dir: pathlib.Path, page: pathlib.Path) -> None:
+    summary = load_summary(executed_dir)
+    table = (executed_dir / SUMMARY_MD).read_text() if (executed_dir / SUMMARY_MD).exists() else ""
+    page.write_text(
+        "The chapters on this site were executed for this build; their run, chapter by chapter "
+        f"(summary updated {summary.get('updated', 'at an unknown time')}):\n\n{table}")
+
+
+def build(executed_dir: pathlib.Path, out_root: pathlib.Path = REPO_ROOT,
+          repo: pathlib.Path = REPO_ROOT) -> pathlib.Path:
+    """Stage and build; returns the path of ``index.html``. Any Sphinx warning fails the build."""
+    stage_dir = out_root / "_build" / "book_src"
+    stage(executed_dir, stage_dir, repo)
+    # Jupyter Book 1.x has no `python -m` entry; call its CLI in this interpreter.
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+           "build", str(stage_dir), "--path-output",
+           str(out_root), "-W", "-n", "--keep-going", "--all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BookError("the book did not build:\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
+    index = out_root / "_build" / "html" / "index.html"
+    if not index.exists():
+        raise BookError(f"the build finished but {index} is missing")
+    return index

@@ -1,0 +1,53 @@
+"""The chapters of the book: where each notebook lives and which parameters it accepts."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pathlib
+
+from .params import ParamSpec
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Chapter:
+    number: str            # "01"
+    slug: str              # "src_robust_overfitting"
+    title: str
+    spec_ref: str          # "module:attribute" of its ParamSpec (kept light: no heavy imports)
+    extra: str             # the pip extra it needs
+    budget_s: dict = dataclasses.field(default_factory=lambda: {"smoke": 60, "full": 60})
+
+    @property
+    def name(self) -> str:
+        return f"{self.number}_{self.slug}"
+
+    def notebook(self, notebooks_dir: pathlib.Path | None = None) -> pathlib.Path:
+        return (notebooks_dir or REPO_ROOT / "notebooks") / f"{self.name}.ipynb"
+
+    def spec(self) -> ParamSpec:
+        module, attr = self.spec_ref.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter("01", "src_robust_overfitting",
+            "Self-residual calibration against robust overfitting",
+            "ai4m_helpers.robustness.params:PARAMS", "robustness"),
+)
+
+
+def find(names: list[str] | None = None, chapters=CHAPTERS) -> list[Chapter]:
+    """Chapters by number ('01' or '1'), slug or full name; no names means all of them."""
+    if not names:
+        return list(chapters)
+    found = []
+    for name in names:
+        match = [c for c in chapters
+                 if name in (c.number, c.slug, c.name) or (name.isdigit() and int(name) == int(c.number))]
+        if not match:
+            known = ", ".join(f"{c.number} ({c.slug})" for c in chapters)
+            raise KeyError(f"no chapter named {name!r}; chapters: {known}")
+        found.extend(m for m in match if m not in found)
+    return found

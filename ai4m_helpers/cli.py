@@ -1,0 +1,95 @@
+"""`ai4m`: list chapters, run them with papermill under a profile, build the book."""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from . import book, runner
+from .chapters import REPO_ROOT, find
+from .params import PROFILES, ParameterError
+
+DEFAULT_RUN_DIR = REPO_ROOT / "_build" / "executed"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai4m", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    lst = sub.add_parser("list", help="chapters, their parameters and budgets")
+    lst.add_argument("chapters", nargs="*", help="numbers or slugs (default: all)")
+
+    run = sub.add_parser("run", help="execute chapters with papermill")
+    run.add_argument("chapters", nargs="*", help="numbers or slugs (default: all)")
+    run.add_argument("--profile", choices=PROFILES, default="smoke")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"),
+                     help="override a parameter; 'NN:NAME' scopes it to chapter NN")
+    run.add_argument("--out", type=pathlib.Path, default=DEFAULT_RUN_DIR,
+                     help="folder for executed notebooks, results records and the summary")
+    run.add_argument("--keep-going", action="store_true", help="run the other chapters after a failure")
+    run.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may take")
+
+    bk = sub.add_parser("book", help="build the HTML book into _build/html")
+    bk.add_argument("--from", dest="from_dir", type=pathlib.Path, default=None,
+                    help="executed chapters to build from (default: run every chapter in smoke first)")
+    return parser
+
+
+def cmd_list(args) -> int:
+    for chapter in find(args.chapters):
+        spec = chapter.spec()
+        budgets = ", ".join(f"{p} {s} s" for p, s in chapter.budget_s.items())
+        print(f"{chapter.number}  {chapter.slug}: {chapter.title}")
+        print(f"    notebook {chapter.notebook().relative_to(REPO_ROOT)}; extra [{chapter.extra}]; "
+              f"budget {budgets}")
+        for problem in runner.check_parameter_cell(chapter, spec):
+            print(f"    warning: {problem}")
+        for name, p in spec.params.items():
+            defaults = f"smoke={p.default('smoke')!r} full={p.default('full')!r}"
+            print(f"    {name:<22} {p.describe():<34} {defaults}  {p.help}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    chapters = find(args.chapters)
+    overrides = runner.parse_overrides([tuple(p) for p in args.parameter], chapters)
+    entries = runner.run(chapters, args.profile, overrides, args.out, keep_going=args.keep_going,
+                         cell_timeout=args.cell_timeout)
+    failed = [e["chapter"] for e in entries if e["status"] != "ok"]
+    print(f"summary: {args.out / runner.SUMMARY_MD}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_book(args) -> int:
+    executed = args.from_dir
+    if executed is None:
+        executed = DEFAULT_RUN_DIR
+        entries = runner.run(find(None), "smoke", {}, executed)
+        if any(e["status"] != "ok" for e in entries):
+            print("a chapter failed; the book was not built", file=sys.stderr)
+            return 1
+    index = book.build(executed)
+    print(f"book: {index}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"list": cmd_list, "run": cmd_run, "book": cmd_book}
+    try:
+        return handlers[args.command](args)
+    except (ParameterError, KeyError) as err:
+        message = err.args[0] if err.args else str(err)
+        print(f"ai4m: error: {message}", file=sys.stderr)
+        return 2
+    except book.BookError as err:
+        print(f"ai4m: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

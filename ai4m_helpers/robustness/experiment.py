@@ -1,0 +1,110 @@
+"""Chapter 1's experiment, in the pieces the notebook shows one by one."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.digits import load_digits_splits
+from .ensemble import Ensemble
+from .evaluation import expected_calibration_error
+from .models import MLP
+from .params import _float_list
+from .training import History, Recipe, TrainConfig, clean_accuracy, pgd_adversarial
+
+MAIN_AT = "PGD-AT"
+MAIN_SRC = "PGD-AT + SRC"
+ALP = "PGD-AT + ALP (control)"
+TRADES = "TRADES"
+TRADES_SRC = "TRADES + SRC"
+
+
+def recipe_grid(p: dict) -> list[Recipe]:
+    """Every recipe the chapter trains, once per seed: the main pair, the controls, and the λ×τ grid."""
+    named = [
+        Recipe(label=MAIN_AT),
+        Recipe(reg="src", lam=p["lam"], tau=p["tau"], label=MAIN_SRC),
+        Recipe(reg="alp", lam=p["lam"], label=ALP),
+        Recipe(base="trades", beta=p["trades_beta"], label=TRADES),
+        Recipe(base="trades", beta=p["trades_beta"], reg="src", lam=p["lam"], tau=p["tau"],
+               label=TRADES_SRC),
+    ]
+    grid = [Recipe(reg="src", lam=lam, tau=tau, label=f"PGD-AT + SRC λ={lam:g} τ={tau:g}")
+            for lam in _float_list(p["ablation_lambdas"]) for tau in _float_list(p["ablation_taus"])
+            if not (lam == p["lam"] and tau == p["tau"])]  # the main recipe is already there
+    return [dataclasses.replace(r, seed=p["seed"] + s) for s in range(p["seeds"]) for r in named + grid]
+
+
+def train_config(p: dict) -> TrainConfig:
+    return TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], eps=p["eps"],
+                       train_steps=p["train_steps"], train_step_size=p["eps"] / 2,
+                       eval_steps=p["eval_steps"], eval_step_size=p["eps"] / 4,
+                       eval_every=p["eval_every"], amp=p["amp"], detach_natural=p["detach_natural"])
+
+
+def load_data(p: dict, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Digits splits as tensors on the device; label noise on the training split only."""
+    splits = load_digits_splits(p["n_train"], p["n_val"], p["label_noise"], p["seed"])
+    return {name: (torch.tensor(s.x, device=device), torch.tensor(s.y, device=device))
+            for name, s in splits.items()}
+
+
+def make_ensemble(p: dict, recipes: list[Recipe], device) -> Ensemble:
+    # Each member's initial weights depend on its seed and its position, never on the other members.
+    seeds = [1000 * r.seed + i for i, r in enumerate(recipes)]
+    return Ensemble(lambda: MLP(64, p["width"], 2, 10), seeds, device)
+
+
+def evaluate_checkpoints(ens: Ensemble, hist: History, x, y, cfg: TrainConfig, seed: int = 0) -> pd.DataFrame:
+    """Clean and PGD accuracy and calibration error of every member's best and last checkpoint."""
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    rows = []
+    for which, params in (("best", hist.best_params), ("last", hist.last_params)):
+        clean = clean_accuracy(ens, x, y, params)
+        x_adv = pgd_adversarial(ens, x, y, cfg.eps, cfg.eval_step_size, cfg.eval_steps, params,
+                                cfg.eval_batch, gen)
+        with torch.no_grad():
+            probs_nat = torch.softmax(ens.forward_shared(x, params).float(), -1).cpu().numpy()
+            probs_adv = torch.softmax(ens(x_adv, params).float(), -1).cpu().numpy()
+        labels = y.cpu().numpy()
+        for r, recipe in enumerate(hist.recipes):
+            rows.append({"recipe": recipe.name, "seed": recipe.seed, "member": r, "checkpoint": which,
+                         "epoch": int(hist.best_epoch[r]) if which == "best" else cfg.epochs,
+                         "clean": float(clean[r]),
+                         "pgd": float((probs_adv[r].argmax(1) == labels).mean()),
+                         "ece_natural": expected_calibration_error(probs_nat[r], labels),
+                         "ece_adversarial": expected_calibration_error(probs_adv[r], labels)})
+    return pd.DataFrame(rows)
+
+
+def best_last_table(df: pd.DataFrame, metric: str = "pgd") -> pd.DataFrame:
+    """Per recipe: mean and std over seeds of the best and last values and of their gap."""
+    wide = df.pivot_table(index=["recipe", "seed"], columns="checkpoint", values=metric).reset_index()
+    wide["gap"] = wide["best"] - wide["last"]
+    order = list(dict.fromkeys(df["recipe"]))
+    table = wide.groupby("recipe")[["best", "last", "gap"]].agg(["mean", "std"]).reindex(order)
+    table[("seeds", "n")] = wide.groupby("recipe").size().reindex(order)
+    return table
+
+
+def per_seed(df: pd.DataFrame, recipe: str, checkpoint: str, metric: str) -> np.ndarray:
+    rows = df[(df.recipe == recipe) & (df.checkpoint == checkpoint)].sort_values("seed")
+    return rows[metric].to_numpy()
+
+
+def per_seed_gap(df: pd.DataFrame, recipe: str, metric: str = "pgd") -> np.ndarray:
+    return per_seed(df, recipe, "best", metric) - per_seed(df, recipe, "last", metric)
+
+
+def mean_std(values) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+
+
+def flat_records(table: pd.DataFrame) -> list[dict]:
+    """A best/last table as JSON-friendly rows: columns ('best', 'mean') become 'best_mean'."""
+    flat = table.copy()
+    flat.columns = ["_".join(c) if isinstance(c, tuple) else c for c in flat.columns]
+    return flat.round(4).reset_index().to_dict("records")

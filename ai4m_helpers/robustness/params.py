@@ -1,0 +1,60 @@
+"""Chapter 1's knobs. Kept free of heavy imports: `ai4m list` and the runner read it."""
+from __future__ import annotations
+
+from ..params import Param, ParamSpec
+
+
+def _float_list(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _check_lambdas(text: str) -> str | None:
+    try:
+        values = _float_list(text)
+    except ValueError:
+        return "expected comma-separated numbers such as '0.5,1,2'"
+    if not values or any(v < 0 for v in values):
+        return "expected at least one non-negative number"
+    return None
+
+
+def _check_taus(text: str) -> str | None:
+    try:
+        values = _float_list(text)
+    except ValueError:
+        return "expected comma-separated numbers such as '0.5,0.8'"
+    if not values or any(not 0 < v < 1 for v in values):
+        return "every quantile level must lie strictly between 0 and 1"
+    return None
+
+
+PARAMS = ParamSpec({
+    # data
+    "n_train": Param(int, 500, min=50, max=1000, help="training images (digits)"),
+    "n_val": Param(int, 500, min=50, max=1000, help="validation images that pick the best epoch"),
+    "label_noise": Param(float, 0.3, min=0.0, max=0.9, help="share of training labels resampled"),
+    # model and schedule
+    "width": Param(int, 256, full=1024, min=8, max=8192, help="hidden units per MLP layer"),
+    "epochs": Param(int, 100, min=2, max=2000, help="training epochs (lr x0.1 at 50% and 75%)"),
+    "batch_size": Param(int, 64, min=8, max=4096),
+    "lr": Param(float, 0.1, min=1e-5, max=10.0),
+    "seeds": Param(int, 1, full=5, min=1, max=64, help="independent runs per recipe"),
+    # threat model
+    "eps": Param(float, 0.1, min=0.0, max=1.0, help="l-inf budget on pixels in [0, 1]"),
+    "train_steps": Param(int, 5, min=1, max=100, help="PGD steps in training (step eps/2)"),
+    "eval_steps": Param(int, 10, min=1, max=200, help="PGD steps in evaluation (step eps/4)"),
+    "eval_every": Param(int, 5, full=2, min=1, max=100, help="epochs between validation passes"),
+    # the regulariser and the controls
+    "lam": Param(float, 1.0, min=0.0, max=100.0, help="SRC weight λ (also ALP's, for a matched control)"),
+    "tau": Param(float, 0.5, min=0.01, max=0.99, help="SRC quantile level τ of the main recipe"),
+    "ablation_lambdas": Param(str, "1", full="0.5,1,2", check=_check_lambdas,
+                              help="λ values of the PGD-AT + SRC grid"),
+    "ablation_taus": Param(str, "0.5,0.8", check=_check_taus, help="τ values of the PGD-AT + SRC grid"),
+    "trades_beta": Param(float, 6.0, min=0.0, max=100.0, help="TRADES trade-off β"),
+    "detach_natural": Param(bool, False, help="stop SRC's gradient through the natural logits"),
+    # independent evaluation and speed
+    "apgd_iter": Param(int, 20, full=50, min=1, max=1000, help="iterations of ART's APGD"),
+    "apgd_size": Param(int, 400, full=797, min=10, max=797, help="test images attacked with APGD"),
+    "benchmark": Param(bool, True, help="time our PGD-AT epoch against ART's trainer and a bare loop"),
+    "amp": Param(bool, False, help="bf16 autocast in training (GPU)"),
+})

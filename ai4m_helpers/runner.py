@@ -1,0 +1,181 @@
+"""Run chapters with papermill: validate parameters first, one results record per chapter, and a
+summary that keeps the records of chapters not run this time."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import pathlib
+import sys
+import time
+from typing import Any, Iterable, Sequence
+
+from .chapters import Chapter
+from .params import ParameterError, ParamSpec
+from .results import load_record
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+
+
+def parse_overrides(raw: Iterable[tuple[str, str]], chapters: Sequence[Chapter]) -> dict[str, dict]:
+    """Turn ``-p name value`` pairs into checked values per chapter.
+
+    ``name`` applies to every selected chapter and must be known to each of them;
+    ``01:name`` (or ``slug:name``) applies to that chapter only. Raises ParameterError.
+    """
+    per_chapter: dict[str, dict[str, Any]] = {c.name: {} for c in chapters}
+    specs = {c.name: c.spec() for c in chapters}
+    for key, text in raw:
+        scope, _, name = key.rpartition(":")
+        targets = [c for c in chapters if not scope or scope in (c.number, c.slug, c.name)]
+        if scope and not targets:
+            raise ParameterError(f"{key!r} names chapter {scope!r}, which is not being run")
+        for chapter in targets:
+            spec = specs[chapter.name]
+            try:
+                value = spec.coerce(name, text)
+                spec.check_value(name, value)
+            except ParameterError as err:
+                where = f"chapter {chapter.number}: " if len(chapters) > 1 else ""
+                hint = (f" (scope it to one chapter as 'NN:{name}')"
+                        if not scope and len(chapters) > 1 and name not in spec.params else "")
+                raise ParameterError(f"{where}{err}{hint}") from None
+            per_chapter[chapter.name][name] = value
+    return per_chapter
+
+
+def run_chapter(chapter: Chapter, parameters: dict[str, Any], out_dir: pathlib.Path,
+                notebooks_dir: pathlib.Path | None = None, cell_timeout: int | None = None,
+                progress: bool = False) -> dict[str, Any]:
+    """Execute one chapter; returns its summary entry (status, time, claims or the failing cell)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = chapter.notebook(notebooks_dir)
+    executed = out_dir / f"{chapter.name}.ipynb"
+    record_path = out_dir / f"{chapter.name}.results.json"
+    record_path.unlink(missing_ok=True)  # a stale record must never stand for this run
+    params = {**parameters, "results_path": str(record_path.resolve())}
+    entry: dict[str, Any] = {"chapter": chapter.number, "name": chapter.name, "title": chapter.title,
+                             "profile": params.get("profile", "smoke"), "parameters": parameters,
+                             "notebook": executed.name,
+                             "budget_s": chapter.budget_s.get(params.get("profile", "smoke")),
+                             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(source), str(executed), parameters=params,
+                                   cwd=str(source.parent), progress_bar=progress,
+                                   execution_timeout=cell_timeout, kernel_name="python3")
+    except PapermillExecutionError as err:
+        entry.update(status="failed", error={"cell": err.cell_index, "exec_count": err.exec_count,
+                                             "ename": err.ename, "evalue": err.evalue})
+    except Exception as err:  # kernel died, notebook unreadable, timeout...
+        entry.update(status="failed", error={"cell": None, "ename": type(err).__name__,
+                                             "evalue": str(err)})
+    else:
+        entry["status"] = "ok"
+    entry["wall_s"] = round(time.perf_counter() - start, 2)
+    if entry["status"] == "ok":
+        _attach_record(entry, record_path)
+    return entry
+
+
+def _attach_record(entry: dict[str, Any], record_path: pathlib.Path) -> None:
+    if not record_path.exists():
+        entry.update(status="failed", error={"cell": None, "ename": "NoResultsRecord",
+                                             "evalue": "the notebook ran but wrote no results record"})
+        return
+    record = load_record(record_path)
+    entry.update(results=record_path.name, device=record["device"],
+                 timings_s=record["timings_s"], claims=record["claims"])
+
+
+def run(chapters: Sequence[Chapter], profile: str, overrides: dict[str, dict], out_dir: pathlib.Path,
+        keep_going: bool = False, notebooks_dir: pathlib.Path | None = None,
+        cell_timeout: int | None = None, log=print) -> list[dict[str, Any]]:
+    """Run the chapters in order; the summary in ``out_dir`` is updated after each one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, chapter in enumerate(chapters, 1):
+        params = {"profile": profile, **overrides.get(chapter.name, {})}
+        log(f"[{i}/{len(chapters)}] chapter {chapter.number} ({chapter.slug}), profile {profile} ...")
+        entry = run_chapter(chapter, params, out_dir, notebooks_dir, cell_timeout,
+                            progress=sys.stderr.isatty())
+        entries.append(entry)
+        update_summary(out_dir, [entry])
+        log("    " + describe_entry(entry))
+        if entry["status"] != "ok" and not keep_going:
+            skipped = [c.number for c in chapters[i:]]
+            if skipped:
+                log(f"    stopping (use --keep-going to run the rest); not run: {', '.join(skipped)}")
+            break
+    return entries
+
+
+def describe_entry(entry: dict[str, Any]) -> str:
+    if entry["status"] == "ok":
+        held = sum(c["held"] for c in entry.get("claims", []))
+        over = entry["budget_s"] is not None and entry["wall_s"] > entry["budget_s"]
+        budget = f" (over its {entry['budget_s']} s budget)" if over else ""
+        return (f"ok in {entry['wall_s']:.1f} s{budget}; claims held: {held}/{len(entry.get('claims', []))}"
+                f"; device {entry.get('device')}")
+    err = entry["error"]
+    cell = f"cell {err['cell']}" if err.get("cell") is not None else "outside any cell"
+    return f"FAILED after {entry['wall_s']:.1f} s at {cell}: {err['ename']}: {err['evalue']}"
+
+
+# -- the summary ------------------------------------------------------------------------------
+def load_summary(out_dir: pathlib.Path) -> dict[str, Any]:
+    path = out_dir / SUMMARY_JSON
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"chapters": {}}
+
+
+def update_summary(out_dir: pathlib.Path, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge entries into the summary; chapters not in ``entries`` keep what they had."""
+    summary = load_summary(out_dir)
+    for entry in entries:
+        summary["chapters"][entry["name"]] = entry
+    summary["chapters"] = dict(sorted(summary["chapters"].items()))
+    summary["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    (out_dir / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / SUMMARY_MD).write_text(summary_markdown(summary))
+    return summary
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    lines = ["| chapter | profile | status | time (s) | budget (s) | claims held | device |",
+             "|---|---|---|---|---|---|---|"]
+    for entry in summary["chapters"].values():
+        claims = entry.get("claims", [])
+        held = f"{sum(c['held'] for c in claims)}/{len(claims)}" if entry["status"] == "ok" else "–"
+        lines.append(f"| {entry['chapter']} {entry['title']} | {entry['profile']} | {entry['status']} "
+                     f"| {entry['wall_s']:.1f} | {entry['budget_s']} | {held} | {entry.get('device', '–')} |")
+    claim_lines = []
+    for entry in summary["chapters"].values():
+        for claim in entry.get("claims", []):
+            mark = "held" if claim["held"] else "did not hold"
+            claim_lines.append(f"- **{entry['chapter']}**: {claim['name']}: *{mark}* "
+                               f"({_evidence_text(claim['evidence'])})")
+    text = "\n".join(lines) + "\n"
+    if claim_lines:
+        text += "\n" + "\n".join(claim_lines) + "\n"
+    return text
+
+
+def _evidence_text(evidence: dict[str, Any]) -> str:
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{k} = {fmt(v)}" for k, v in evidence.items())
+
+
+def check_parameter_cell(chapter: Chapter, spec: ParamSpec, notebooks_dir=None) -> list[str]:
+    """Problems with a notebook's parameters cell against its spec (names missing or extra)."""
+    import papermill
+
+    declared = set(papermill.inspect_notebook(str(chapter.notebook(notebooks_dir))))
+    problems = [f"parameters cell lacks {n!r}" for n in spec.names() if n not in declared]
+    problems += [f"parameters cell has {n!r}, which the spec does not know"
+                 for n in sorted(declared - set(spec.names()))]
+    return problems
