@@ -1,0 +1,63 @@
+import pytest
+
+from ai4m_helpers.params import Param, ParameterError, ParamSpec
+
+SPEC = ParamSpec({
+    "epochs": Param(int, 3, full=30, min=1, max=100),
+    "rate": Param(float, 0.1, min=0.0, max=1.0),
+    "mode": Param(str, "a", choices=("a", "b")),
+    "flag": Param(bool, False),
+})
+
+
+def test_profile_fills_unset_values():
+    assert SPEC.resolve()["epochs"] == 3
+    assert SPEC.resolve(profile="full")["epochs"] == 30
+    assert SPEC.resolve(profile="full", epochs=None)["epochs"] == 30   # None = the profile's value
+    assert SPEC.resolve(profile="full", epochs=7)["epochs"] == 7
+    assert SPEC.resolve()["device"] == "auto" and SPEC.resolve()["seed"] == 0
+
+
+def test_unknown_name_is_refused_with_a_suggestion():
+    with pytest.raises(ParameterError, match="unknown parameter 'epoch'.*did you mean 'epochs'"):
+        SPEC.resolve(epoch=3)
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("epochs", 2.5, "expects int"),
+    ("epochs", True, "expects int"),
+    ("epochs", 0, ">= 1"),
+    ("rate", 1.5, "<= 1.0"),
+    ("mode", "c", "one of"),
+    ("profile", "huge", "one of"),
+    ("device", "gpu", "expected 'auto'"),
+    ("seed", -1, ">= 0"),
+])
+def test_bad_values_are_refused(name, value, message):
+    with pytest.raises(ParameterError, match=message):
+        SPEC.resolve(**{name: value})
+
+
+def test_int_is_accepted_for_float():
+    assert SPEC.resolve(rate=1)["rate"] == 1.0 and isinstance(SPEC.resolve(rate=1)["rate"], float)
+
+
+def test_text_from_the_command_line_is_converted():
+    assert SPEC.coerce("epochs", "12") == 12
+    assert SPEC.coerce("rate", "0.5") == 0.5
+    assert SPEC.coerce("flag", "true") is True and SPEC.coerce("flag", "0") is False
+    assert SPEC.coerce("mode", "b") == "b"
+    with pytest.raises(ParameterError, match="expects int, got 'ten'"):
+        SPEC.coerce("epochs", "ten")
+    with pytest.raises(ParameterError, match="expects bool"):
+        SPEC.coerce("flag", "maybe")
+
+
+def test_resolve_from_a_namespace_takes_only_known_names():
+    values = SPEC.resolve_from({"epochs": 5, "np": object(), "profile": "smoke"})
+    assert values["epochs"] == 5
+
+
+def test_common_names_cannot_be_redefined():
+    with pytest.raises(ValueError):
+        ParamSpec({"seed": Param(int, 1)})

@@ -1,0 +1,50 @@
+import json
+
+import numpy as np
+import pytest
+
+from ai4m_helpers.results import ResultsRecord, load_record, validate_record
+
+
+def make_record():
+    return ResultsRecord("99", {"profile": "smoke", "seed": 3, "epochs": 2}, "cpu: test")
+
+
+def test_record_has_the_schema_and_round_trips(tmp_path):
+    rec = make_record()
+    with rec.phase("train"):
+        pass
+    with rec.phase("train"):  # repeated phases add up
+        pass
+    rec.add_metrics(acc=np.float32(0.5), curve=np.arange(3), missing=float("nan"))
+    rec.add_claim("something holds", np.bool_(True), {"a": np.float64(0.25)})
+    path = tmp_path / "sub" / "r.json"
+    data = rec.save(path)
+    loaded = load_record(path)
+    assert loaded == json.loads(json.dumps(data))
+    for key in ("chapter", "profile", "parameters", "seed", "device", "versions", "timings_s",
+                "metrics", "claims"):
+        assert key in loaded
+    assert loaded["seed"] == 3 and loaded["profile"] == "smoke"
+    assert set(loaded["timings_s"]) == {"train", "total"}
+    assert loaded["metrics"] == {"acc": 0.5, "curve": [0, 1, 2], "missing": None}
+    assert loaded["claims"] == [{"name": "something holds", "held": True, "evidence": {"a": 0.25}}]
+    assert "torch" in loaded["versions"] and "python" in loaded["versions"]
+
+
+def test_empty_path_writes_nothing(tmp_path):
+    data = make_record().save("")
+    assert data["timings_s"]["total"] >= 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("broken", [
+    {"chapter": "01"},
+    {"chapter": "01", "profile": "smoke", "parameters": {}, "seed": 0, "device": "cpu", "versions": {},
+     "timings_s": {}, "metrics": {}, "claims": []},
+    {"chapter": "01", "profile": "smoke", "parameters": {}, "seed": 0, "device": "cpu", "versions": {},
+     "timings_s": {"total": 1}, "metrics": {}, "claims": [{"name": "x", "held": "yes", "evidence": {}}]},
+])
+def test_incomplete_records_are_rejected(broken):
+    with pytest.raises(ValueError):
+        validate_record(broken)
