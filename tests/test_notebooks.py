@@ -1,0 +1,102 @@
+"""The chapters as files (no outputs, paired twins, parameters) and as runs (smoke profile, book)."""
+import json
+import re
+
+import jupytext
+import pytest
+import yaml
+
+from ai4m_helpers import book, chapters, runner
+from ai4m_helpers.chapters import REPO_ROOT
+from ai4m_helpers.results import load_record
+
+CHAPTERS = chapters.CHAPTERS
+
+
+def cells_of(path):
+    nb = jupytext.read(path)
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.number)
+def test_notebook_is_committed_without_outputs(chapter):
+    nb = json.loads(chapter.notebook().read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.number)
+def test_notebook_and_its_text_twin_agree(chapter):
+    twin = chapter.notebook().with_suffix(".py")
+    assert twin.exists(), f"{twin} is missing: run `jupytext --sync {chapter.notebook()}`"
+    assert cells_of(chapter.notebook()) == cells_of(twin), (
+        f"{chapter.notebook().name} and its twin drifted: run `jupytext --sync` on the one you edited")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.number)
+def test_parameters_cell_matches_the_spec(chapter):
+    assert runner.check_parameter_cell(chapter, chapter.spec()) == []
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.number)
+def test_colab_cell_installs_from_the_books_repository(chapter):
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    repo = config["repository"]["url"]
+    first_code = next(c for c in jupytext.read(chapter.notebook()).cells if c.cell_type == "code")
+    assert "google.colab" in first_code.source
+    assert f"ai4m-helpers[{chapter.extra}] @ git+{repo}" in first_code.source
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    toc = (REPO_ROOT / "_toc.yml").read_text()
+    for chapter in CHAPTERS:
+        assert f"notebooks/{chapter.name}.ipynb" in toc
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Every chapter executed once in the smoke profile, as `ai4m run` does."""
+    out = tmp_path_factory.mktemp("smoke")
+    entries = runner.run(list(CHAPTERS), "smoke", {}, out, keep_going=True)
+    return out, {e["name"]: e for e in entries}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.number)
+def test_chapter_runs_in_the_smoke_profile_and_records_its_claims(smoke_run, chapter):
+    out, entries = smoke_run
+    entry = entries[chapter.name]
+    assert entry["status"] == "ok", runner.describe_entry(entry)
+    record = load_record(out / f"{chapter.name}.results.json")
+    assert record["chapter"] == chapter.number and record["profile"] == "smoke"
+    assert record["claims"], "a chapter must record its claims"
+    for claim in record["claims"]:
+        assert isinstance(claim["held"], bool) and claim["evidence"]
+    SANITY[chapter.number](record)
+
+
+def _sane_chapter_01(record):
+    rows = {r["recipe"]: r for r in record["metrics"]["robust_pgd"]}
+    assert {"PGD-AT", "PGD-AT + SRC", "TRADES", "TRADES + SRC"} <= set(rows)
+    for row in rows.values():
+        assert 0.3 < row["best_mean"] <= 1 and 0 <= row["last_mean"] <= 1   # well above chance (0.1)
+    assert len(record["claims"]) == 4
+    speed = record["metrics"]["speed"]
+    assert speed["ours_s_per_epoch"] > 0 and speed["art_s_per_epoch"] > 0
+
+
+SANITY = {"01": _sane_chapter_01}
+
+
+@pytest.mark.notebook
+def test_book_builds_from_the_executed_chapters_without_warnings(smoke_run, tmp_path):
+    out, entries = smoke_run
+    if any(e["status"] != "ok" for e in entries.values()):
+        pytest.skip("a chapter failed; its own test reports it")
+    index = book.build(out, out_root=tmp_path)
+    html = (tmp_path / "_build" / "html" / "notebooks" / f"{CHAPTERS[0].name}.html").read_text()
+    assert "<img" in html                                   # figures made it into the page
+    assert "colab.research.google.com" in html              # launch button
+    repro = (tmp_path / "_build" / "html" / "book" / "reproduction.html").read_text()
+    assert re.search(r"claims held", repro)                 # this build's summary is on the page
+    assert index.exists()

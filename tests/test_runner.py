@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from ai4m_helpers import chapters, runner
+from ai4m_helpers.params import ParameterError
+
+SPEC_REF = "ai4m_helpers.robustness.params:PARAMS"
+
+
+def write_notebook(path, body):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "smoke"\nseed = 0\nresults_path = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+RECORDING = """
+from ai4m_helpers.results import ResultsRecord
+rec = ResultsRecord("98", {"profile": profile, "seed": seed}, "cpu: test")
+rec.add_claim("the seed is what was asked", seed == 4, {"seed": seed})
+rec.save(results_path)
+"""
+
+
+@pytest.fixture
+def two_chapters(tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    good = chapters.Chapter("98", "good", "Passes", SPEC_REF, "robustness")
+    bad = chapters.Chapter("97", "bad", "Fails", SPEC_REF, "robustness")
+    write_notebook(good.notebook(nbdir), RECORDING)
+    write_notebook(bad.notebook(nbdir), "x = 1\nraise ValueError('deliberate failure')")
+    return nbdir, good, bad
+
+
+def test_a_failing_chapter_is_reported_and_keeps_the_others(two_chapters, tmp_path):
+    nbdir, good, bad = two_chapters
+    out = tmp_path / "out"
+    entries = runner.run([good], "smoke", {good.name: {"seed": 4}}, out, notebooks_dir=nbdir, log=lambda m: None)
+    assert entries[0]["status"] == "ok" and entries[0]["claims"][0]["held"] is True
+    record_file = out / f"{good.name}.results.json"
+    assert json.loads(record_file.read_text())["seed"] == 4
+
+    entries = runner.run([bad, good], "smoke", {}, out, notebooks_dir=nbdir, keep_going=False,
+                         log=lambda m: None)
+    assert [e["status"] for e in entries] == ["failed"]          # stopped at the failure
+    err = entries[0]["error"]
+    assert err["cell"] == 2 and err["ename"] == "ValueError" and "deliberate" in err["evalue"]
+    summary = runner.load_summary(out)
+    assert summary["chapters"][good.name]["status"] == "ok"       # the earlier record survives
+    assert record_file.exists()
+    assert summary["chapters"][bad.name]["status"] == "failed"
+    assert "failed" in (out / runner.SUMMARY_MD).read_text()
+
+    entries = runner.run([bad, good], "smoke", {}, out, notebooks_dir=nbdir, keep_going=True,
+                         log=lambda m: None)
+    assert [e["status"] for e in entries] == ["failed", "ok"]
+    assert runner.describe_entry(entries[0]).startswith("FAILED") and "cell 2" in runner.describe_entry(entries[0])
+
+
+def test_a_notebook_that_writes_no_record_counts_as_failed(tmp_path):
+    nbdir = tmp_path / "nb"
+    nbdir.mkdir()
+    silent = chapters.Chapter("96", "silent", "Writes nothing", SPEC_REF, "robustness")
+    write_notebook(silent.notebook(nbdir), "x = 1")
+    entry = runner.run([silent], "smoke", {}, tmp_path / "out", notebooks_dir=nbdir, log=lambda m: None)[0]
+    assert entry["status"] == "failed" and entry["error"]["ename"] == "NoResultsRecord"
+
+
+def test_overrides_are_parsed_checked_and_scoped():
+    ch1 = chapters.find(["01"])
+    assert runner.parse_overrides([("seed", "3"), ("eps", "0.2")], ch1) == {ch1[0].name: {"seed": 3, "eps": 0.2}}
+    assert runner.parse_overrides([("01:lam", "2")], ch1)[ch1[0].name] == {"lam": 2.0}
+    with pytest.raises(ParameterError, match="unknown parameter 'no_such_knob'"):
+        runner.parse_overrides([("no_such_knob", "1")], ch1)
+    with pytest.raises(ParameterError, match="expects int"):
+        runner.parse_overrides([("seed", "three")], ch1)
+    with pytest.raises(ParameterError, match="must be one of"):
+        runner.parse_overrides([("profile", "huge")], ch1)
+    with pytest.raises(ParameterError, match="not being run"):
+        runner.parse_overrides([("05:lam", "1")], ch1)
+
+
+def test_chapters_are_found_by_number_or_slug():
+    assert chapters.find(["1"]) == chapters.find(["src_robust_overfitting"]) == chapters.find(["01"])
+    with pytest.raises(KeyError, match="no chapter named"):
+        chapters.find(["42"])
+
+
+def ai4m(*args):
+    return subprocess.run([sys.executable, "-m", "ai4m_helpers.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_refuses_unknown_parameters_before_any_work(tmp_path):
+    out = tmp_path / "out"
+    proc = ai4m("run", "01", "--profile", "smoke", "-p", "no_such_knob", "1", "--out", str(out))
+    assert proc.returncode == 2
+    assert "unknown parameter 'no_such_knob'" in proc.stderr
+    assert not out.exists()                         # nothing was written
+    proc = ai4m("run", "01", "-p", "label_noise", "1.5", "--out", str(out))
+    assert proc.returncode == 2 and "<= 0.9" in proc.stderr and not out.exists()
+    proc = ai4m("run", "42", "--out", str(out))
+    assert proc.returncode == 2 and "no chapter named" in proc.stderr
+
+
+def test_cli_lists_chapters_and_their_knobs():
+    proc = ai4m("list")
+    assert proc.returncode == 0, proc.stderr
+    assert "01  src_robust_overfitting" in proc.stdout
+    assert "lam" in proc.stdout and "ablation_taus" in proc.stdout
+    assert "warning" not in proc.stdout             # the parameters cell matches the spec
