@@ -47,11 +47,21 @@ def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Pat
         errors = executed_errors(executed)
         if errors:
             raise BookError(f"chapter {chapter.number} ran with errors ({errors[0]}); fix it first")
-        shutil.copy2(executed, stage_dir / "notebooks" / executed.name)
+        _copy_folding_injected_parameters(executed, stage_dir / "notebooks" / executed.name)
     _write_this_build_page(executed_dir, stage_dir / THIS_BUILD_PAGE)
     config = stage_dir / "_config.yml"
     config.write_text(config.read_text().replace("execute_notebooks: cache",
                                                  "execute_notebooks: \"off\""))
+
+
+def _copy_folding_injected_parameters(source: pathlib.Path, target: pathlib.Path) -> None:
+    """Copy an executed notebook; the cell papermill injected (run-specific paths) starts folded."""
+    nb = json.loads(source.read_text())
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell["metadata"]["tags"] = tags + ["hide-input"]
+    target.write_text(json.dumps(nb, indent=1))
 
 
 def _write_this_build_page(executed_dir: pathlib.Path, page: pathlib.Path) -> None:

@@ -105,7 +105,7 @@ pd.set_option("display.precision", 3)
 print(f"profile {P['profile']}, device {record.data['device']}")
 
 # %% [markdown]
-# ## 1. Data: small, over-parameterised, and with noisy labels
+# ## Data: small, over-parameterised, and with noisy labels
 #
 # Robust overfitting appears when a model has far more capacity than its data. The standard
 # demonstration trains a PreAct-ResNet-18 on CIFAR-10 for 200 epochs, far beyond a one-minute
@@ -137,7 +137,7 @@ fig.suptitle("Training digits with the labels the model sees (some are wrong)", 
 plt.show()
 
 # %% [markdown]
-# ## 2. The method
+# ## The method
 #
 # **Adversarial training.** For an input $x$ with label $y$, PGD finds
 # $x' = x + \delta$ with $\|\delta\|_\infty \le \varepsilon$ that raises the loss, by $K$ signed
@@ -167,12 +167,12 @@ plt.show()
 z_nat = torch.tensor([[2.0, 0.5, -1.0], [0.2, 1.5, 0.0]])
 z_adv = torch.tensor([[0.5, 1.5, -1.0], [0.1, 1.9, 0.3]])
 y = torch.tensor([0, 1])
-print("residuals r =", (z_nat - z_adv).gather(1, y[:, None]).squeeze(1).tolist())
+print("residuals r =", [round(v, 3) for v in (z_nat - z_adv).gather(1, y[:, None]).squeeze(1).tolist()])
 print("SRC term at τ=0.5:", round(src_loss(z_nat, z_adv, y, 0.5).item(), 4),
       "  at τ=0.8:", round(src_loss(z_nat, z_adv, y, 0.8).item(), 4))
 
 # %% [markdown]
-# ## 3. Training every recipe at once
+# ## Training every recipe at once
 #
 # Each *recipe* is one training configuration. The main pair is PGD-AT with and without SRC; the
 # controls are ALP at the same λ, and TRADES with and without SRC (is SRC complementary to another
@@ -204,7 +204,7 @@ plt.gca().set_title("Robust accuracy on the validation split, epoch by epoch")
 plt.show()
 
 # %% [markdown]
-# ## 4. Best against last, on the test split
+# ## Best against last, on the test split
 #
 # The figure shows the shape of robust overfitting: robust validation accuracy rises, peaks
 # around the first learning-rate decay, and may then erode. The table measures it on the *test*
@@ -251,7 +251,7 @@ apgd_table = ex.best_last_table(apgd_df, "apgd")
 apgd_table
 
 # %% [markdown]
-# ## 5. Calibration of natural and adversarial predictions
+# ## Calibration of natural and adversarial predictions
 #
 # The paper motivates SRC with two observations about calibration: a well-calibrated robust model
 # is *less confident*, and the confidences on natural and adversarial inputs trade off. Expected
@@ -264,7 +264,7 @@ ece = df[df.checkpoint == "last"].groupby("recipe")[["ece_natural", "ece_adversa
 ece.reindex(names)
 
 # %% [markdown]
-# ## 6. Ablation: λ, τ and the controls
+# ## Ablation: λ, τ and the controls
 #
 # Robust accuracy (PGD, test) at the best and last checkpoints for every recipe, clean accuracy at
 # the last checkpoint beside it.
@@ -276,7 +276,7 @@ ablation["clean last"] = clean_table[("last", "mean")]
 ablation
 
 # %% [markdown]
-# ## 7. How fast is the trainer?
+# ## How fast is the trainer?
 #
 # One PGD-AT epoch on the same model and data, three ways: ART's `AdversarialTrainerMadryPGD`, a
 # bare textbook loop, and this chapter's trainer (one member). Each is timed after a warm-up epoch.
@@ -295,7 +295,7 @@ if P["benchmark"]:
           f"{speed['fraction_of_bare_speed']:.0%} of the bare loop's speed ({speed['device']})")
 
 # %% [markdown]
-# ## 8. The claim
+# ## The claim
 #
 # The paper's qualitative claim, in four parts, each computed from the test split above (means over
 # seeds; robust accuracy under ART's APGD for the main recipes). "Small cost in clean accuracy" is
@@ -342,14 +342,14 @@ pd.DataFrame([{"claim": c["name"], "held": c["held"],
 # injected label noise instead of CIFAR-10, the model is an MLP instead of a ResNet, the schedule is
 # 100 epochs instead of 200, and λ and τ are reconstructed rather than taken from the paper.
 #
-# ## 9. What it means for media
+# ## What it means for media
 #
 # A newsroom's classifier of manipulated images, or a platform's filter for harmful uploads, is
 # attacked by people who adapt. Adversarial training is the standard defence, and robust
 # overfitting means the checkpoint shipped at the end of training may be less robust than one seen
 # halfway. Early stopping needs a trustworthy robust validation set; a regulariser such as SRC
 # aims to make the last checkpoint safe by construction. Either way, robustness claims need an
-# independent attack, as in section 4.
+# independent attack, as in the section on best against last.
 #
 # ## Exercises
 # 1. Set `label_noise` to 0 and rerun: does robust overfitting still appear? What does that say

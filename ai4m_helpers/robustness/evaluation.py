@@ -1,6 +1,8 @@
 """Evaluation beyond the training attack: calibration error, and ART's APGD as an independent attack."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -47,7 +49,9 @@ def art_apgd_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float
                                           max_iter=max_iter, targeted=False, nb_random_init=restarts,
                                           batch_size=batch_size, loss_type="cross_entropy", verbose=False)
     x = x.astype(np.float32)
-    x_adv = attack.generate(x=x, y=y).astype(np.float32)
+    with warnings.catch_warnings():  # ART's progress bar asks for ipywidgets, which we do not need
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        x_adv = attack.generate(x=x, y=y).astype(np.float32)
     pred = clf.predict(x_adv, batch_size=batch_size).argmax(1)
     return {"accuracy": float((pred == y).mean()),
             "max_perturbation": float(np.abs(x_adv - x).max()),

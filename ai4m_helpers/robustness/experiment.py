@@ -86,6 +86,8 @@ def best_last_table(df: pd.DataFrame, metric: str = "pgd") -> pd.DataFrame:
     order = list(dict.fromkeys(df["recipe"]))
     table = wide.groupby("recipe")[["best", "last", "gap"]].agg(["mean", "std"]).reindex(order)
     table[("seeds", "n")] = wide.groupby("recipe").size().reindex(order)
+    if table[("seeds", "n")].max() == 1:  # a standard deviation of one run is undefined
+        table = table.drop(columns="std", level=1)
     return table
 
 

@@ -44,11 +44,11 @@ def plot_calibration(df, recipes: list[str]):
     """ECE of natural and adversarial predictions at the last checkpoint, per recipe."""
     last = df[df.checkpoint == "last"].groupby("recipe")[["ece_natural", "ece_adversarial"]].mean()
     last = last.reindex(recipes)
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
     x = np.arange(len(recipes))
     ax.bar(x - 0.2, last["ece_natural"], 0.4, label="natural inputs")
     ax.bar(x + 0.2, last["ece_adversarial"], 0.4, label="adversarial inputs (PGD)")
-    ax.set_xticks(x, recipes, rotation=15)
+    ax.set_xticks(x, recipes, rotation=20, ha="right")
     ax.set_ylabel("expected calibration error")
     ax.legend()
     return fig
