@@ -80,7 +80,8 @@ def _sane_chapter_01(record):
     assert {"PGD-AT", "PGD-AT + SRC", "TRADES", "TRADES + SRC"} <= set(rows)
     for row in rows.values():
         assert 0.3 < row["best_mean"] <= 1 and 0 <= row["last_mean"] <= 1   # well above chance (0.1)
-    assert len(record["claims"]) == 4
+    assert len(record["claims"]) == 5                 # four on the MLP, one on the conv net
+    assert record["metrics"]["conv_robust_pgd"]
     speed = record["metrics"]["speed"]
     assert speed["ours_s_per_epoch"] > 0 and speed["art_s_per_epoch"] > 0
 

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.digits import load_digits_splits
+from ..data.digits import add_label_noise, load_digits_splits
+from ..data.shapes import make_shapes
 from .ensemble import Ensemble
 from .evaluation import expected_calibration_error
-from .models import MLP
+from .models import MLP, ConvNet
 from .params import _float_list
 from .training import History, Recipe, TrainConfig, clean_accuracy, pgd_adversarial
 
@@ -55,6 +56,36 @@ def make_ensemble(p: dict, recipes: list[Recipe], device) -> Ensemble:
     # Each member's initial weights depend on its seed and its position, never on the other members.
     seeds = [1000 * r.seed + i for i, r in enumerate(recipes)]
     return Ensemble(lambda: MLP(64, p["width"], 2, 10), seeds, device)
+
+
+def conv_recipes(p: dict) -> list[Recipe]:
+    """The main pair only (PGD-AT with and without SRC), once per seed."""
+    pair = [Recipe(label=MAIN_AT), Recipe(reg="src", lam=p["lam"], tau=p["tau"], label=MAIN_SRC)]
+    return [dataclasses.replace(r, seed=p["seed"] + s) for s in range(p["seeds"]) for r in pair]
+
+
+def conv_train_config(p: dict) -> TrainConfig:
+    return dataclasses.replace(train_config(p), epochs=p["conv_epochs"], batch_size=p["conv_batch_size"],
+                               eps=p["conv_eps"], train_step_size=p["conv_eps"] / 2,
+                               eval_step_size=p["conv_eps"] / 4, eval_batch=256,
+                               eval_every=max(1, p["conv_epochs"] // 10))
+
+
+def load_shapes(p: dict, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Generated train / validation / test images; the same label noise as the digits, train only."""
+    sizes = {"train": p["conv_train"], "val": p["conv_eval"], "test": p["conv_eval"]}
+    out = {}
+    for i, (name, n) in enumerate(sizes.items()):
+        x, y, _ = make_shapes(n, 32, seed=10_000 * p["seed"] + i)
+        if name == "train":
+            y, _ = add_label_noise(y, p["label_noise"], 10, np.random.default_rng(p["seed"]))
+        out[name] = (torch.tensor(x, device=device), torch.tensor(y, device=device))
+    return out
+
+
+def make_conv_ensemble(p: dict, recipes: list[Recipe], device) -> Ensemble:
+    seeds = [1000 * r.seed + i for i, r in enumerate(recipes)]
+    return Ensemble(lambda: ConvNet(3, p["conv_width"], 10), seeds, device)
 
 
 def evaluate_checkpoints(ens: Ensemble, hist: History, x, y, cfg: TrainConfig, seed: int = 0) -> pd.DataFrame:
