@@ -18,7 +18,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"  $(QUIET)
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)  $(QUIET)
 	$(BIN)/python -m pip install -q -e ".[dev]"  $(QUIET)
 	$(BIN)/python -c "import torch, art, papermill, jupyter_book, ai4m_helpers"
 	touch $(STAMP)

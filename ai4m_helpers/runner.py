@@ -145,7 +145,8 @@ def update_summary(out_dir: pathlib.Path, entries: list[dict[str, Any]]) -> dict
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    lines = ["| chapter | profile | status | time (s) | budget (s) | claims held | device |",
+    lines = [f"Summary of the runs in this folder, last updated {summary.get('updated', '?')} (UTC).", "",
+             "| chapter | profile | status | time (s) | budget (s) | claims held | device |",
              "|---|---|---|---|---|---|---|"]
     for entry in summary["chapters"].values():
         claims = entry.get("claims", [])
@@ -156,8 +157,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     for entry in summary["chapters"].values():
         for claim in entry.get("claims", []):
             mark = "held" if claim["held"] else "did not hold"
+            note = f"; {claim['note']}" if claim.get("note") else ""
             claim_lines.append(f"- **{entry['chapter']}**: {claim['name']}: *{mark}* "
-                               f"({_evidence_text(claim['evidence'])})")
+                               f"({_evidence_text(claim['evidence'])}{note})")
     text = "\n".join(lines) + "\n"
     if claim_lines:
         text += "\n" + "\n".join(claim_lines) + "\n"

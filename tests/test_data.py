@@ -52,3 +52,22 @@ def test_cifar_loader_reads_the_published_layout(tmp_path):
 def test_cifar_loader_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="data_batch_1"):
         load_cifar10(tmp_path)
+
+
+def test_shapes_generator_factors_are_what_the_images_show():
+    from ai4m_helpers.data.shapes import COLOURS, SHAPES, TEXTURES, make_shapes
+
+    x, y, f = make_shapes(600, 32, seed=3)
+    assert x.shape == (600, 3, 32, 32) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert np.array_equal(y, f["shape"]) and set(y) == set(range(len(SHAPES)))
+    again, _, _ = make_shapes(600, 32, seed=3)
+    assert np.array_equal(x, again)                          # the seed fixes everything
+    palette = np.array(list(COLOURS.values()), dtype=np.float32)
+    # The ring's centre is a hole and the half disc's centre lies on its edge; every other shape
+    # covers its centre, where a plain texture shows the shape's colour exactly.
+    covered = ~np.isin(f["shape"], [SHAPES.index("ring"), SHAPES.index("half_disc")])
+    plain = (f["texture"] == TEXTURES.index("plain")) & covered
+    assert plain.sum() >= 40
+    for i in np.flatnonzero(plain)[:40]:
+        cy, cx = int(round(f["cy"][i])), int(round(f["cx"][i]))
+        assert np.allclose(x[i, :, cy, cx], palette[f["colour"][i]], atol=1e-6)

@@ -101,3 +101,20 @@ def test_book_builds_from_the_executed_chapters_without_warnings(smoke_run, tmp_
     repro = (tmp_path / "_build" / "html" / "book" / "reproduction.html").read_text()
     assert re.search(r"claims held", repro)                 # this build's summary is on the page
     assert index.exists()
+
+
+@pytest.mark.notebook
+def test_chapter_01_full_profile_paths_run_at_toy_size(tmp_path):
+    """The full profile's code paths (several seeds, the whole λ×τ grid) at a size CI can afford."""
+    chapter = chapters.find(["01"])[0]
+    toy = {"profile": "full", "device": "cpu", "n_train": 100, "n_val": 100, "width": 16, "epochs": 4,
+           "eval_every": 2, "seeds": 2, "apgd_iter": 2, "apgd_size": 20, "conv_train": 64,
+           "conv_eval": 32, "conv_width": 4, "conv_epochs": 1, "benchmark": False}
+    entry = runner.run([chapter], "full", {chapter.name: toy}, tmp_path, log=lambda m: None)[0]
+    assert entry["status"] == "ok", runner.describe_entry(entry)
+    record = load_record(tmp_path / f"{chapter.name}.results.json")
+    assert record["profile"] == "full" and record["parameters"]["ablation_lambdas"] == "0.5,1,2"
+    rows = record["metrics"]["robust_pgd"]
+    assert len(rows) == 10 and all(r["seeds_n"] == 2 and "gap_std" in r for r in rows)
+    assert all(c["evidence"]["seeds"] == 2 and c["evidence"]["paired_diff_se"] is not None
+               for c in record["claims"])

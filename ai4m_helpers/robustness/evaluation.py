@@ -1,6 +1,7 @@
 """Evaluation beyond the training attack: calibration error, and ART's APGD as an independent attack."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -24,6 +25,14 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
+@contextlib.contextmanager
+def _quiet_progress():
+    """ART imports tqdm.auto, which warns in a notebook without ipywidgets; we need no bars."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        yield
+
+
 def art_classifier(model: nn.Module, input_shape: tuple, num_classes: int, device="cpu",
                    optimizer=None):
     """Wrap a torch model as ART's PyTorchClassifier on pixel range [0, 1] (an optimizer to train it)."""
@@ -42,15 +51,15 @@ def art_apgd_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float
     APGD adapts its step size and needs no tuning, so it checks that robustness measured with our
     own PGD is not an artefact of a weak attack.
     """
-    from art.attacks.evasion import AutoProjectedGradientDescent
+    with _quiet_progress():
+        from art.attacks.evasion import AutoProjectedGradientDescent
 
     clf = art_classifier(model.to(device), tuple(x.shape[1:]), num_classes, device)
     attack = AutoProjectedGradientDescent(estimator=clf, norm=np.inf, eps=eps, eps_step=2 * eps,
                                           max_iter=max_iter, targeted=False, nb_random_init=restarts,
                                           batch_size=batch_size, loss_type="cross_entropy", verbose=False)
     x = x.astype(np.float32)
-    with warnings.catch_warnings():  # ART's progress bar asks for ipywidgets, which we do not need
-        warnings.filterwarnings("ignore", message="IProgress not found")
+    with _quiet_progress():
         x_adv = attack.generate(x=x, y=y).astype(np.float32)
     pred = clf.predict(x_adv, batch_size=batch_size).argmax(1)
     return {"accuracy": float((pred == y).mean()),

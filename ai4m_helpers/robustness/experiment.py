@@ -141,3 +141,21 @@ def flat_records(table: pd.DataFrame) -> list[dict]:
     flat = table.copy()
     flat.columns = ["_".join(c) if isinstance(c, tuple) else c for c in flat.columns]
     return flat.round(4).reset_index().to_dict("records")
+
+
+def paired_evidence(before: np.ndarray, after: np.ndarray, before_name: str, after_name: str) -> dict:
+    """Means of a metric without and with a change, and the paired per-seed difference."""
+    diff = np.asarray(after, float) - np.asarray(before, float)
+    n = len(diff)
+    return {before_name: float(np.mean(before)), after_name: float(np.mean(after)),
+            "paired_diff": float(diff.mean()),
+            "paired_diff_se": float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else None, "seeds": n}
+
+
+def noise_note(evidence: dict) -> str:
+    """Says when a difference is too small, against seed-to-seed variation, to read much into."""
+    if evidence["seeds"] < 2:
+        return "one seed: no estimate of seed-to-seed noise"
+    if abs(evidence["paired_diff"]) < 2 * evidence["paired_diff_se"]:
+        return "the difference is within two standard errors of the paired per-seed differences"
+    return ""

@@ -44,7 +44,7 @@ def plot_calibration(df, recipes: list[str]):
     """ECE of natural and adversarial predictions at the last checkpoint, per recipe."""
     last = df[df.checkpoint == "last"].groupby("recipe")[["ece_natural", "ece_adversarial"]].mean()
     last = last.reindex(recipes)
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
     x = np.arange(len(recipes))
     ax.bar(x - 0.2, last["ece_natural"], 0.4, label="natural inputs")
     ax.bar(x + 0.2, last["ece_adversarial"], 0.4, label="adversarial inputs (PGD)")
