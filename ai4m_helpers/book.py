@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 
+import yaml
+
 from .chapters import CHAPTERS, REPO_ROOT
 from .runner import SUMMARY_MD, load_summary
 
@@ -49,9 +51,10 @@ def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Pat
             raise BookError(f"chapter {chapter.number} ran with errors ({errors[0]}); fix it first")
         _copy_folding_injected_parameters(executed, stage_dir / "notebooks" / executed.name)
     _write_this_build_page(executed_dir, stage_dir / THIS_BUILD_PAGE)
-    config = stage_dir / "_config.yml"
-    config.write_text(config.read_text().replace("execute_notebooks: cache",
-                                                 "execute_notebooks: \"off\""))
+    config_path = stage_dir / "_config.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"  # show what the run recorded
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
 def _copy_folding_injected_parameters(source: pathlib.Path, target: pathlib.Path) -> None:

@@ -54,6 +54,7 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     chapters = find(args.chapters)
     overrides = runner.parse_overrides([tuple(p) for p in args.parameter], chapters)
+    runner.check_all(chapters, args.profile, overrides)
     entries = runner.run(chapters, args.profile, overrides, args.out, keep_going=args.keep_going,
                          cell_timeout=args.cell_timeout)
     failed = [e["chapter"] for e in entries if e["status"] != "ok"]

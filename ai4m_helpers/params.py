@@ -56,7 +56,7 @@ class Param:
 
 def _common_params() -> dict[str, Param]:
     return {
-        "profile": Param(str, "smoke", choices=PROFILES, help="named set of defaults"),
+        "profile": Param(str, "smoke", full="full", choices=PROFILES, help="named set of defaults"),
         "seed": Param(int, 0, min=0, help="seed of every random choice"),
         "device": Param(str, "auto", check=_check_device, help="'auto', 'cpu', 'cuda' or 'cuda:N'"),
         "results_path": Param(str, "", help="where the results record goes ('' for none)"),
@@ -72,11 +72,14 @@ def _check_device(value: str) -> str | None:
 class ParamSpec:
     """The knobs of one chapter, the common ones (profile, seed, device, results_path) included."""
 
-    def __init__(self, params: Mapping[str, Param]):
+    def __init__(self, params: Mapping[str, Param],
+                 joint_checks: Iterable[Callable[[dict], str | None]] = ()):
         clash = set(params) & set(COMMON_NAMES)
         if clash:
             raise ValueError(f"chapter parameters may not redefine {sorted(clash)}")
         self.params: dict[str, Param] = {**_common_params(), **params}
+        # Checks of several values together (each returns an error message or None).
+        self.joint_checks = tuple(joint_checks)
 
     def names(self) -> list[str]:
         return list(self.params)
@@ -164,6 +167,9 @@ class ParamSpec:
         self._check_profile(profile)
         values = self.defaults(profile)
         values.update({k: v for k, v in checked.items() if v is not None})
+        problems = [msg for check in self.joint_checks if (msg := check(values))]
+        if problems:
+            raise ParameterError("; ".join(problems))
         return values
 
     def resolve_from(self, namespace: Mapping[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,16 @@ def parse_overrides(raw: Iterable[tuple[str, str]], chapters: Sequence[Chapter])
     return per_chapter
 
 
+def check_all(chapters: Sequence[Chapter], profile: str, overrides: dict[str, dict]) -> None:
+    """Resolve every chapter's full parameter set now, so joint checks fail before any work."""
+    for chapter in chapters:
+        try:
+            chapter.spec().resolve(**{"profile": profile, **overrides.get(chapter.name, {})})
+        except ParameterError as err:
+            prefix = f"chapter {chapter.number}: " if len(chapters) > 1 else ""
+            raise ParameterError(f"{prefix}{err}") from None
+
+
 def run_chapter(chapter: Chapter, parameters: dict[str, Any], out_dir: pathlib.Path,
                 notebooks_dir: pathlib.Path | None = None, cell_timeout: int | None = None,
                 progress: bool = False) -> dict[str, Any]:

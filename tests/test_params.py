@@ -61,3 +61,21 @@ def test_resolve_from_a_namespace_takes_only_known_names():
 def test_common_names_cannot_be_redefined():
     with pytest.raises(ValueError):
         ParamSpec({"seed": Param(int, 1)})
+
+
+def test_joint_checks_see_the_resolved_values():
+    spec = ParamSpec({"a": Param(int, 1), "b": Param(int, 1)},
+                     joint_checks=[lambda v: "a + b must stay below 5" if v["a"] + v["b"] >= 5 else None])
+    assert spec.resolve(a=3)["a"] == 3
+    with pytest.raises(ParameterError, match="a \\+ b must stay below 5"):
+        spec.resolve(a=2, b=3)
+
+
+def test_chapter_01_refuses_splits_that_leave_no_test_set():
+    from ai4m_helpers.robustness import PARAMS
+
+    with pytest.raises(ParameterError, match="test split"):
+        PARAMS.resolve(n_train=1000, n_val=1000)
+    with pytest.raises(ParameterError, match="apgd_size"):
+        PARAMS.resolve(n_train=1000, n_val=500, apgd_size=797)
+    assert PARAMS.resolve(profile="full")["apgd_size"] == 797

@@ -105,6 +105,8 @@ def test_cli_refuses_unknown_parameters_before_any_work(tmp_path):
     assert not out.exists()                         # nothing was written
     proc = ai4m("run", "01", "-p", "label_noise", "1.5", "--out", str(out))
     assert proc.returncode == 2 and "<= 0.9" in proc.stderr and not out.exists()
+    proc = ai4m("run", "01", "-p", "n_train", "1000", "-p", "n_val", "1000", "--out", str(out))
+    assert proc.returncode == 2 and "test split" in proc.stderr and not out.exists()
     proc = ai4m("run", "42", "--out", str(out))
     assert proc.returncode == 2 and "no chapter named" in proc.stderr
 

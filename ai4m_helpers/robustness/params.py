@@ -28,6 +28,20 @@ def _check_taus(text: str) -> str | None:
     return None
 
 
+DIGITS = 1797          # images in scikit-learn's digits
+MIN_TEST = 200         # keep at least this many for the test split
+
+
+def _check_split(values: dict) -> str | None:
+    test = DIGITS - values["n_train"] - values["n_val"]
+    if test < MIN_TEST:
+        return (f"n_train + n_val = {values['n_train'] + values['n_val']} leaves {test} digits for the "
+                f"test split; keep it at most {DIGITS - MIN_TEST}")
+    if values["apgd_size"] > test:
+        return f"apgd_size = {values['apgd_size']} exceeds the {test} test images"
+    return None
+
+
 PARAMS = ParamSpec({
     # data
     "n_train": Param(int, 500, min=50, max=1000, help="training images (digits)"),
@@ -65,4 +79,4 @@ PARAMS = ParamSpec({
     "apgd_size": Param(int, 400, full=797, min=10, max=797, help="test images attacked with APGD"),
     "benchmark": Param(bool, True, help="time our PGD-AT epoch against ART's trainer and a bare loop"),
     "amp": Param(bool, False, help="bf16 autocast in training (GPU)"),
-})
+}, joint_checks=[_check_split])
