@@ -67,11 +67,11 @@ PARAMS = ParamSpec({
     "trades_beta": Param(float, 6.0, min=0.0, max=100.0, help="TRADES trade-off β"),
     "detach_natural": Param(bool, False, help="stop SRC's gradient through the natural logits"),
     # the same comparison on a conv net and generated 32x32 colour images
-    "conv_train": Param(int, 128, full=4000, min=32, max=50000, help="generated training images"),
+    "conv_train": Param(int, 128, full=2000, min=32, max=50000, help="generated training images"),
     "conv_eval": Param(int, 64, full=1000, min=32, max=10000,
                        help="generated validation images, and as many test images"),
-    "conv_width": Param(int, 4, full=32, min=4, max=256, help="channels of the first conv block"),
-    "conv_epochs": Param(int, 2, full=30, min=0, max=500, help="epochs on the conv net (0 skips it)"),
+    "conv_width": Param(int, 4, full=16, min=4, max=256, help="channels of the first conv block"),
+    "conv_epochs": Param(int, 2, full=20, min=0, max=500, help="epochs on the conv net (0 skips it)"),
     "conv_batch_size": Param(int, 128, min=8, max=4096),
     "conv_eps": Param(float, 8 / 255, min=0.0, max=1.0, help="l-inf budget for the 32x32 images"),
     # independent evaluation and speed
