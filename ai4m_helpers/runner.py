@@ -2,10 +2,12 @@
 summary that keeps the records of chapters not run this time."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import pathlib
 import sys
+import threading
 import time
 from typing import Any, Iterable, Sequence
 
@@ -109,8 +111,9 @@ def run(chapters: Sequence[Chapter], profile: str, overrides: dict[str, dict], o
     for i, chapter in enumerate(chapters, 1):
         params = {"profile": profile, **overrides.get(chapter.name, {})}
         log(f"[{i}/{len(chapters)}] chapter {chapter.number} ({chapter.slug}), profile {profile} ...")
-        entry = run_chapter(chapter, params, out_dir, notebooks_dir, cell_timeout,
-                            progress=sys.stderr.isatty())
+        interactive = sys.stderr.isatty()  # a terminal shows papermill's cell bar; logs get a heartbeat
+        with contextlib.nullcontext() if interactive else heartbeat(log, chapter.number):
+            entry = run_chapter(chapter, params, out_dir, notebooks_dir, cell_timeout, progress=interactive)
         entries.append(entry)
         update_summary(out_dir, [entry])
         log("    " + describe_entry(entry))
@@ -120,6 +123,25 @@ def run(chapters: Sequence[Chapter], profile: str, overrides: dict[str, dict], o
                 log(f"    stopping (use --keep-going to run the rest); not run: {', '.join(skipped)}")
             break
     return entries
+
+
+@contextlib.contextmanager
+def heartbeat(log, label: str, every_s: float = 30.0):
+    """Log the elapsed time every ``every_s`` seconds while the block runs."""
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def beat():
+        while not stop.wait(every_s):
+            log(f"    ... chapter {label} still running, {time.perf_counter() - start:.0f} s")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def describe_entry(entry: dict[str, Any]) -> str:

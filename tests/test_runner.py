@@ -117,3 +117,12 @@ def test_cli_lists_chapters_and_their_knobs():
     assert "01  src_robust_overfitting" in proc.stdout
     assert "lam" in proc.stdout and "ablation_taus" in proc.stdout
     assert "warning" not in proc.stdout             # the parameters cell matches the spec
+
+
+def test_heartbeat_reports_elapsed_time():
+    import time
+
+    lines = []
+    with runner.heartbeat(lines.append, "01", every_s=0.05):
+        time.sleep(0.18)
+    assert lines and all("chapter 01 still running" in line for line in lines)
