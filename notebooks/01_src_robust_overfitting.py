@@ -95,20 +95,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ai4m_helpers.plotting import image_grid, use_book_style
-from ai4m_helpers.results import ResultsRecord
-from ai4m_helpers.robustness import PARAMS, pinball, src_loss, train_recipes
+from ai4m_helpers.chapter import start_chapter
+from ai4m_helpers.plotting import image_grid
+from ai4m_helpers.robustness import PARAMS, src_loss, train_recipes
 from ai4m_helpers.robustness import experiment as ex
 from ai4m_helpers.robustness import plots
-from ai4m_helpers.runtime import choose_device, describe_device, seed_everything
 
-P = PARAMS.resolve_from(globals())   # validates every value before any work
-seed_everything(P["seed"])
-DEVICE = choose_device(P["device"])
-record = ResultsRecord("01", P, describe_device(DEVICE))
-use_book_style()
-pd.set_option("display.precision", 3)
-print(f"profile {P['profile']}, device {record.data['device']}")
+P, DEVICE, record = start_chapter("01", PARAMS, globals())   # refuses bad values before any work
 
 # %% [markdown]
 # ## Data: small, over-parameterised, and with noisy labels

@@ -86,7 +86,22 @@ def _sane_chapter_01(record):
     assert speed["ours_s_per_epoch"] > 0 and speed["art_s_per_epoch"] > 0
 
 
-SANITY = {"01": _sane_chapter_01}
+def _sane_chapter_07(record):
+    rows = record["metrics"]["summary"]
+    strategies = {"random", "entropy", "margin", "least_confidence", "bald", "coreset", "kal",
+                  "kal_plain", "kal_diversity"}
+    for task in ("xor", "iris", "digits"):
+        for start in ("random", "biased"):
+            got = {r["strategy"] for r in rows if r["task"] == task and r["start"] == start}
+            assert got == strategies, (task, start)
+    assert all(0 <= r["final F1"] <= 1 and 0 <= r["final violation rate"] <= 1 for r in rows)
+    xor_random = next(r for r in rows if r["task"] == "xor" and r["start"] == "random"
+                      and r["strategy"] == "random")
+    assert xor_random["final F1"] > 0.6                     # learns XOR well above chance
+    assert len(record["claims"]) == 5
+
+
+SANITY = {"01": _sane_chapter_01, "07": _sane_chapter_07}
 
 
 @pytest.mark.notebook

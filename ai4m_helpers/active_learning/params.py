@@ -1,0 +1,29 @@
+"""Chapter 7's knobs. Kept free of heavy imports: `ai4m list` and the runner read it."""
+from __future__ import annotations
+
+from ..params import Param, ParamSpec
+
+TASKS = ("xor", "iris", "digits")
+
+
+def _check_tasks(text: str) -> str | None:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in names if t not in TASKS]
+    if not names or unknown:
+        return f"expected a comma-separated subset of {', '.join(TASKS)}"
+    return None
+
+
+PARAMS = ParamSpec({
+    "tasks": Param(str, "xor,iris,digits", check=_check_tasks, help="which tasks to run"),
+    "seeds": Param(int, 3, full=10, min=1, max=64, help="seeds (initial labels and weights) per strategy"),
+    "xor_pool": Param(int, 2000, full=20000, min=200, max=200000, help="unlabelled XOR points"),
+    "xor_rounds": Param(int, 12, full=38, min=1, max=200, help="rounds on XOR (+5 labels each)"),
+    "iris_rounds": Param(int, 10, full=14, min=1, max=18, help="rounds on Iris (+5 labels each)"),
+    "digits_rounds": Param(int, 8, full=19, min=1, max=100, help="rounds on digits (+10 labels each)"),
+    "hidden": Param(int, 64, full=200, min=4, max=4096, help="hidden units of the MLP"),
+    "epochs": Param(int, 100, full=250, min=1, max=5000, help="training epochs per round (warm start)"),
+    "lr": Param(float, 5e-3, full=1e-3, min=1e-6, max=1.0, help="AdamW learning rate"),
+    "kal_mu": Param(float, 1.0, min=0.0, max=100.0, help="weight μ of KAL's uncertainty term"),
+    "mc_passes": Param(int, 5, min=2, max=100, help="MC-dropout passes for BALD"),
+})

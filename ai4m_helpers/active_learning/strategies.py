@@ -1,0 +1,172 @@
+"""Active-learning strategies behind one interface.
+
+``select(ctx, k)`` returns the indices (into the pool) of the k unlabelled samples to label next.
+The context carries what a strategy may look at: pool inputs, the model's sigmoid outputs on them,
+which samples are labelled already, the knowledge base, and a generator. KAL also returns, for each
+pick, the rule it violated most, so an expert can see why a sample was chosen.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .rules import KnowledgeBase
+
+EPS = 1e-6
+
+
+@dataclasses.dataclass
+class Context:
+    """One member's view of the pool at one round."""
+
+    x: torch.Tensor                  # pool inputs (N, d)
+    probs: torch.Tensor              # sigmoid outputs on the pool (N, outputs)
+    labelled: np.ndarray             # boolean mask (N,)
+    kb: KnowledgeBase | None = None
+    class_outputs: slice = dataclasses.field(default_factory=lambda: slice(None))  # the classes
+    mc_probs: torch.Tensor | None = None  # (passes, N, outputs) with dropout, for BALD
+    embedding: torch.Tensor | None = None  # (N, h) hidden features, for core-set
+    rng: np.random.Generator | None = None
+    # Where BALD and core-set get their extra model passes when the fields above are empty;
+    # computing them inside the strategy puts their cost into its selection time.
+    model: object = None
+    member: int = 0
+    mc_passes: int = 5
+
+    def get_mc_probs(self) -> torch.Tensor:
+        if self.mc_probs is None:
+            self.mc_probs = self.model.member_mc_predict(self.x, self.member, self.mc_passes)
+        return self.mc_probs
+
+    def get_embedding(self) -> torch.Tensor:
+        if self.embedding is None:
+            self.embedding = self.model.member_hidden(self.x, self.member)
+        return self.embedding
+
+
+@dataclasses.dataclass
+class Selection:
+    indices: np.ndarray
+    rules: np.ndarray | None = None  # KAL: index of the most violated rule of each pick
+
+
+def _top_unlabelled(score: torch.Tensor, labelled: np.ndarray, k: int) -> np.ndarray:
+    score = score.clone().float()
+    score[torch.as_tensor(labelled, device=score.device)] = -math.inf
+    return torch.topk(score, k).indices.cpu().numpy()
+
+
+def binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(EPS, 1 - EPS)
+    return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+# -- the baselines ------------------------------------------------------------------------------
+def random_strategy(ctx: Context, k: int) -> Selection:
+    candidates = np.flatnonzero(~ctx.labelled)
+    return Selection(ctx.rng.choice(candidates, size=k, replace=False))
+
+
+def entropy(ctx: Context, k: int) -> Selection:
+    """Highest summed binary entropy of the sigmoid outputs."""
+    return Selection(_top_unlabelled(binary_entropy(ctx.probs).sum(-1), ctx.labelled, k))
+
+
+def least_confidence(ctx: Context, k: int) -> Selection:
+    """Highest summed uncertainty 1 - 2|p - 0.5| (KAL's 'uncertainty' baseline)."""
+    return Selection(_top_unlabelled((1 - 2 * (ctx.probs - 0.5).abs()).sum(-1), ctx.labelled, k))
+
+
+def margin(ctx: Context, k: int) -> Selection:
+    """Smallest gap between the two most likely classes (p against 1 - p for a single output)."""
+    p = ctx.probs[:, ctx.class_outputs]
+    if p.shape[-1] == 1:
+        gap = (2 * p[:, 0] - 1).abs()
+    else:
+        top2 = torch.topk(p, 2, dim=-1).values
+        gap = top2[:, 0] - top2[:, 1]
+    return Selection(_top_unlabelled(-gap, ctx.labelled, k))
+
+
+def bald(ctx: Context, k: int) -> Selection:
+    """Mutual information between outputs and weights, from MC-dropout passes (Houlsby et al. 2011)."""
+    mc = ctx.get_mc_probs()
+    info = binary_entropy(mc.mean(0)) - binary_entropy(mc).mean(0)
+    return Selection(_top_unlabelled(info.sum(-1), ctx.labelled, k))
+
+
+def coreset(ctx: Context, k: int) -> Selection:
+    """Greedy k-center on the hidden features (Sener & Savarese 2018): the farthest point first."""
+    emb = ctx.get_embedding().float()
+    labelled = torch.as_tensor(ctx.labelled, device=emb.device)
+    dist = torch.cdist(emb, emb[labelled]).min(1).values if labelled.any() else \
+        torch.full((len(emb),), math.inf, device=emb.device)
+    picks = []
+    for _ in range(k):
+        dist[labelled] = -1
+        i = int(torch.argmax(dist))
+        picks.append(i)
+        labelled = labelled.clone()
+        labelled[i] = True
+        dist = torch.minimum(dist, torch.cdist(emb, emb[i:i + 1]).squeeze(1))
+    return Selection(np.array(picks))
+
+
+# -- KAL ----------------------------------------------------------------------------------------
+def kal_scores(ctx: Context, uncertainty: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """c(x) = sum of rule violations (+ mu * sum f(1 - f)), and every rule's violation."""
+    viol = ctx.kb.violations(ctx.x, ctx.probs)
+    score = viol.sum(-1)
+    if uncertainty:
+        score = score + uncertainty * (ctx.probs * (1 - ctx.probs)).sum(-1)
+    return score, viol
+
+
+def diverse_top(score: torch.Tensor, most_violated: torch.Tensor, labelled: np.ndarray, k: int) -> np.ndarray:
+    """Walk candidates by decreasing score, at most ceil(k/2) per most-violated rule; fill up after."""
+    order = torch.argsort(score, descending=True).cpu().numpy()
+    order = order[~labelled[order]]
+    rule_of = most_violated.cpu().numpy()
+    cap = math.ceil(k / 2)
+    taken, per_rule = [], {}
+    for i in order:
+        if per_rule.get(rule_of[i], 0) < cap:
+            taken.append(i)
+            per_rule[rule_of[i]] = per_rule.get(rule_of[i], 0) + 1
+            if len(taken) == k:
+                return np.array(taken)
+    rest = [i for i in order if i not in set(taken)]
+    return np.array(taken + rest[:k - len(taken)])
+
+
+def make_kal(diversity: bool = True, uncertainty: float = 0.0) -> Callable[[Context, int], Selection]:
+    """KAL- (plain), KAL_D (diversity), or the paper's KAL (diversity + uncertainty)."""
+
+    def kal(ctx: Context, k: int) -> Selection:
+        score, viol = kal_scores(ctx, uncertainty)
+        most_violated = viol.argmax(-1)
+        if diversity:
+            picks = diverse_top(score, most_violated, ctx.labelled, k)
+        else:
+            picks = _top_unlabelled(score, ctx.labelled, k)
+        return Selection(picks, most_violated.cpu().numpy()[picks])
+
+    return kal
+
+
+STRATEGIES: dict[str, Callable[[Context, int], Selection]] = {
+    "random": random_strategy,
+    "entropy": entropy,
+    "margin": margin,
+    "least_confidence": least_confidence,
+    "bald": bald,
+    "coreset": coreset,
+    "kal_plain": make_kal(diversity=False),
+    "kal_diversity": make_kal(diversity=True),
+    "kal": make_kal(diversity=True, uncertainty=1.0),
+}
+UNCERTAINTY = ("entropy", "margin", "least_confidence", "bald")

@@ -1,0 +1,28 @@
+"""What every chapter does first: check its parameters, seed, pick the device, open its record."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .params import ParamSpec
+from .plotting import use_book_style
+from .results import ResultsRecord
+from .runtime import choose_device, describe_device, seed_everything
+
+
+def start_chapter(chapter: str, spec: ParamSpec, namespace: Mapping[str, Any]):
+    """Resolve the notebook's parameters (refusing bad ones before any work), seed everything,
+    choose the device and open the results record. Returns (parameters, device, record)."""
+    params = spec.resolve_from(namespace)
+    seed_everything(params["seed"])
+    device = choose_device(params["device"])
+    record = ResultsRecord(chapter, params, describe_device(device))
+    use_book_style()
+    try:
+        import pandas as pd
+
+        pd.set_option("display.precision", 3)
+    except ImportError:
+        pass
+    print(f"chapter {chapter}, profile {params['profile']}, seed {params['seed']}, "
+          f"device {record.data['device']}")
+    return params, device, record

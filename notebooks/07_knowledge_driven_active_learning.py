@@ -1,0 +1,275 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Knowledge-driven active learning
+#
+# Labels are expensive: an archivist or a fact-checker can annotate only a few items. Active
+# learning chooses which ones. Most strategies ask about the samples the model is least sure of,
+# a criterion no expert can read. KAL asks instead where the model's predictions **break rules the
+# expert already knows** ("a 1990s photograph cannot contain a smartphone", "every image shows
+# exactly one digit"), so every question comes with its reason.
+#
+# **What you will learn**
+# - how logic rules become differentiable constraints (product t-norm) over a model's outputs and
+#   over its inputs;
+# - how KAL ranks unlabelled samples by rule violation, with a diversity cap per rule and an
+#   optional uncertainty term;
+# - how to compare active-learning strategies honestly: paired seeds, the area under the learning
+#   curve, random and biased starts, rule compliance and selection cost.
+#
+# **Reference** {cite}`ciravegna2023kal`; BALD {cite}`houlsby2011bald`; core-set
+# {cite}`sener2018coreset`.
+#
+# **Run it**: open this notebook in Colab or on a JupyterHub from the launch button above
+# (the first cell installs the helpers in Colab), or run it with papermill:
+# `ai4m run 07 --profile smoke -p seed 3 --out runs/` (see *How to run*).
+
+# %%
+# In Colab (and only there) install the book's helpers for this chapter.
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "ai4m-helpers[active_learning] @ git+https://github.com/ai4media/trustworthy-ai-for-media"],
+                   check=True)
+
+# %% tags=["parameters"]
+# Every knob of the chapter. None means "the profile's value"; `ai4m list 07` shows them all.
+profile = "smoke"
+seed = 0
+device = "auto"
+results_path = ""
+tasks = None
+seeds = None
+xor_pool = None
+xor_rounds = None
+iris_rounds = None
+digits_rounds = None
+hidden = None
+epochs = None
+lr = None
+kal_mu = None
+mc_passes = None
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ai4m_helpers.active_learning import PARAMS, experiment as ex, plots
+from ai4m_helpers.active_learning.rules import parse_rule
+from ai4m_helpers.chapter import start_chapter
+
+P, DEVICE, record = start_chapter("07", PARAMS, globals())   # refuses bad values before any work
+TASKS = [t.strip() for t in P["tasks"].split(",")]
+
+# %% [markdown]
+# ## Rules become constraints
+#
+# Every predicate is a number in [0, 1]. The model's outputs are sigmoids, one per class or
+# attribute. Input predicates turn a feature into a soft truth value at a threshold the expert
+# knows: $\hat{x}_b = 1/(1 + e^{-k(x - b)})$ with $k = 100$. Connectives follow the product
+# t-norm: $\lnot a = 1 - a$, $a \land b = ab$, $a \lor b = 1 - (1-a)(1-b)$,
+# $a \Rightarrow b = 1 - a(1 - b)$, and $a \Leftrightarrow b$ is both implications. A rule's
+# **violation** is one minus its truth. Here are the rules of the three tasks, in the expert's words
+# and as the rule language reads them.
+
+# %%
+with record.phase("data"):
+    task_objs = {name: ex.build_task(name, P) for name in TASKS}
+rows = []
+for name, task in task_objs.items():
+    for j, (text, words) in enumerate(zip(task.kb.texts, task.rules_in_words), 1):
+        rows.append({"task": name, "rule": j, "in words": words, "as written": str(parse_rule(text))})
+pd.set_option("display.max_colwidth", None)
+pd.DataFrame(rows).set_index(["task", "rule"])
+
+# %% [markdown]
+# The three tasks: **XOR** (points in the unit square; the label is 1 when exactly one
+# coordinate exceeds 0.5; the rules relate the output to two input predicates), **Iris** (the
+# species from petal length and width, with the expert's thresholds on min-max scaled features)
+# and **digits** as a multi-label problem (ten digit outputs plus four attributes: even, at least
+# five, has a loop, prime; each digit implies its attributes, each attribute implies one of its
+# digits, and every image shows exactly one digit). The last stands in for the paper's Animals
+# and CUB data sets, whose images cannot be loaded here.
+#
+# ## The strategies
+#
+# All strategies see the same pool and the same model. **KAL** scores each unlabelled sample by
+# its total rule violation $c(x) = \sum_j v_j(x)$ (plus $\mu \sum_i f_i(1 - f_i)$, the uncertainty
+# term of the paper's main variant), then walks the candidates by decreasing score and accepts at
+# most $\lceil p/2 \rceil$ per most-violated rule, so one broken rule cannot take the whole batch.
+# `kal_plain` drops both extras and `kal_diversity` keeps only the cap. The baselines: random,
+# entropy, margin and least confidence of the sigmoid outputs, BALD from five MC-dropout passes,
+# and greedy k-center core-set on the hidden features.
+#
+# ## The loop
+#
+# A one-hidden-layer MLP with sigmoid outputs and dropout, trained with BCE and AdamW on the full
+# labelled batch; as in the reference code, it is **warm-started**: never re-initialised between
+# rounds. Each round: train, measure test macro-F1 and rule violations, let the strategy pick new
+# samples, reveal their labels. Two starts: **random** first labels, and a **biased** start where
+# every first label comes from one region (one XOR quadrant, one Iris species, digits 0 and 1).
+# All strategies, seeds and starts of a task train side by side as one batched model.
+
+# %%
+results, tables = {}, []
+with record.phase("active_learning"):
+    for name, task in task_objs.items():
+        results[name] = ex.run_task(task, P, DEVICE,
+                                    progress=lambda it, n=name: tqdm(it, desc=n, mininterval=5))
+        tables.append(ex.summary(task, results[name]))
+table = pd.concat(tables)
+fig = plots.plot_learning_curves(results)
+plt.show()
+
+# %%
+table.set_index(["task", "start", "strategy"]).round(3)
+
+# %% [markdown]
+# ## What KAL asks about, and why
+#
+# On XOR from a biased start (all first labels in the bottom-left quadrant), entropy sampling
+# keeps asking near the boundary it already knows; KAL's picks spread to the quadrants where the
+# model's predictions contradict the rules, and each pick comes with the rule it broke.
+
+# %%
+if "xor" in results:
+    fig = plots.plot_xor_picks(task_objs["xor"], results["xor"], seed=P["seed"])
+    plt.show()
+if "digits" in results:
+    fig = plots.plot_digit_picks(task_objs["digits"], results["digits"], seed=P["seed"])
+    plt.show()
+    print("rules:", *[f"{j}: {t}" for j, t in enumerate(task_objs["digits"].rules_in_words, 1)], sep="\n  ")
+
+# %% [markdown]
+# ## Edit a rule
+#
+# In a live notebook the editor below lets you change the XOR rules and see at once which points
+# KAL would ask about next, for a model trained on the first labels of the biased start. (The
+# static book shows the picks under the rules as given; try, for example, deleting the second rule,
+# or replacing `x2` by `not x2`.)
+
+# %% tags=["remove-cell"]
+if "xor" in results:
+    from ai4m_helpers.active_learning.models import StackedMLP, Trainer
+
+    xor = task_objs["xor"]
+    model_labels = np.zeros(len(xor.x_pool), dtype=bool)
+    model_labels[ex.initial_labels(xor, P)[(P["seed"], "biased")]] = True
+
+    one = StackedMLP([P["seed"]], 2, P["hidden"], 1, device=DEVICE)
+    Trainer(one, P["lr"]).fit(torch.tensor(xor.x_pool[model_labels], device=DEVICE)[None],
+                              torch.tensor(xor.y_pool[model_labels], device=DEVICE)[None], P["epochs"])
+    xor_probs = one.predict(torch.tensor(xor.x_pool, device=DEVICE))[0]
+    try:
+        plots.rule_editor(xor, xor_probs, model_labels)
+    except ImportError:
+        print("install ipywidgets for the rule editor")
+
+# %% [markdown]
+# ## The claims
+#
+# Four claims from the paper, each computed on this run (means over seeds of paired per-seed
+# differences; a Wilcoxon signed-rank p-value where there are at least five seeds):
+# 1. mean F1 over rounds: KAL is at least as good as random and as every uncertainty strategy,
+#    for each start separately and on every task;
+# 2. from a biased start KAL labels every region in fewer rounds than entropy sampling;
+# 3. the model trained on KAL's picks violates the rules less often on test data than the ones
+#    trained on random or entropy picks (final round, averaged over tasks and starts);
+# 4. KAL's selection takes less than half the time of BALD's.
+
+# %%
+def claim(name, held, evidence, note=""):
+    return record.add_claim(name, bool(held), evidence, note=note)
+
+claims = []
+for start in ex.STARTS:
+    evidence, held = {}, True
+    for name, res in results.items():
+        kal = ex.per_seed(res, "kal", start, "auc")
+        for base in ex.BASELINES_F1:
+            d = ex.paired(ex.per_seed(res, base, start, "auc"), kal)
+            evidence[f"{name}: kal - {base}"] = d["diff"]
+            if "wilcoxon_p" in d:
+                evidence[f"{name}: p vs {base}"] = d["wilcoxon_p"]
+            held &= d["diff"] >= 0
+    claims.append(claim(f"Mean F1 over rounds, {start} start: KAL >= random and uncertainty strategies",
+                        held, evidence))
+
+cover = {name: (res.rounds_to_cover(len(task_objs[name].region_names))[res.index("kal", "biased")].mean(),
+                res.rounds_to_cover(len(task_objs[name].region_names))[res.index("entropy", "biased")].mean())
+         for name, res in results.items()}
+claims.append(claim("Biased start: KAL covers every region in fewer rounds than entropy",
+                    np.mean([k for k, _ in cover.values()]) < np.mean([e for _, e in cover.values()]),
+                    {**{f"{n}: kal rounds": k for n, (k, _) in cover.items()},
+                     **{f"{n}: entropy rounds": e for n, (_, e) in cover.items()}},
+                    note="a strategy that never covers every region counts as rounds + 1"))
+
+def final_violation(strategy):
+    return np.mean([ex.per_seed(res, strategy, start, "violation").mean()
+                    for res in results.values() for start in ex.STARTS])
+
+viol = {s: final_violation(s) for s in ("kal", "random", "entropy")}
+claims.append(claim("KAL's model violates the rules less often on test data than random's and entropy's",
+                    viol["kal"] < min(viol["random"], viol["entropy"]),
+                    {f"violation rate {s}": v for s, v in viol.items()}))
+
+sel = {s: float(np.mean([ex.per_seed(res, s, start, "selection").mean()
+                         for res in results.values() for start in ex.STARTS])) for s in ("kal", "bald")}
+claims.append(claim("KAL's selection takes less than half of BALD's time",
+                    sel["kal"] < 0.5 * sel["bald"], {f"selection s {s}": v for s, v in sel.items()}))
+pd.DataFrame([{"claim": c["name"], "held": c["held"],
+               "evidence": ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in c["evidence"].items())} for c in claims])
+
+# %% [markdown]
+# **Reading the result.** The ordering between KAL and uncertainty sampling depends on the
+# training protocol: with a warm-started network (as here and in the reference code) uncertainty
+# strategies can get stuck near the boundary they already know, especially from a biased start;
+# a network retrained from scratch each round behaves differently (in a planning prototype,
+# entropy and KAL were then on par from a random start). The rules of XOR and Iris pin the decision
+# boundary almost completely, which makes KAL strong there; the digit rules only relate outputs to
+# each other, so they say where predictions are inconsistent, not where they are wrong. With the
+# `smoke` profile's three seeds, differences of a few points are within noise; the `full` profile
+# runs ten seeds, larger pools and more rounds.
+#
+# What was simplified: the paper's Animals, CUB, insurance (regression) and object-detection
+# experiments are not run (no offline data); digits play the role of a multi-label task with
+# class-attribute rules. The partial-knowledge and rule-extraction variants are not implemented.
+#
+# ## What it means for media
+#
+# An archive can label a handful of photographs a day. Rules the archivists already hold
+# ("an image from before 2007 shows no smartphone", "a match report names two teams") are both a
+# selection criterion and an explanation: the tool can say *why* it asks about an item, and the
+# resulting model respects the rules more often. Where no rules are known, uncertainty-based
+# strategies remain the baseline.
+#
+# ## Exercises
+# 1. Delete the "exactly one digit" rule from `digit_rules()` and rerun: which strategy loses most?
+# 2. Set `kal_mu` to 0 and compare `kal` with `kal_diversity`: what does the uncertainty term add?
+# 3. Give XOR a wrong rule (threshold 0.4 instead of 0.5 in an input predicate). What does KAL
+#    ask about, and what happens to its F1?
+
+# %%
+record.add_metrics(summary=table.round(4).to_dict("records"),
+                   labelled_counts={n: r.labelled_counts for n, r in results.items()})
+saved = record.save(P["results_path"])
+print(f"total {saved['timings_s']['total']:.1f} s; phases {saved['timings_s']}")
