@@ -35,6 +35,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("01", "src_robust_overfitting",
             "Self-residual calibration against robust overfitting",
             "ai4m_helpers.robustness.params:PARAMS", "robustness"),
+    Chapter("04", "concept_vectors", "Disentangling polysemantic neurons into concept vectors",
+            "ai4m_helpers.concepts.params:PARAMS", "concepts"),
     Chapter("07", "knowledge_driven_active_learning", "Knowledge-driven active learning",
             "ai4m_helpers.active_learning.params:PARAMS", "active_learning"),
 )

@@ -101,7 +101,17 @@ def _sane_chapter_07(record):
     assert len(record["claims"]) == 5
 
 
-SANITY = {"01": _sane_chapter_01, "07": _sane_chapter_07}
+def _sane_chapter_04(record):
+    assert min(record["metrics"]["test_accuracy"]) > 0.8            # the digits CNN learned
+    rows = record["metrics"]["purity"]
+    kinds = {r["direction"] for r in rows}
+    assert {"neuron", "concept vectors", "means of random subsets of the same top images",
+            "random non-negative directions", "class-mean directions (oracle)"} <= kinds
+    assert all(0 < r["mean"] <= 1 for r in rows if r["mean"] is not None)
+    assert len(record["claims"]) == 4
+
+
+SANITY = {"01": _sane_chapter_01, "04": _sane_chapter_04, "07": _sane_chapter_07}
 
 
 @pytest.mark.notebook
@@ -133,3 +143,17 @@ def test_chapter_01_full_profile_paths_run_at_toy_size(tmp_path):
     assert len(rows) == 10 and all(r["seeds_n"] == 2 and "gap_std" in r for r in rows)
     assert all(c["evidence"]["seeds"] == 2 and c["evidence"]["paired_diff_se"] is not None
                for c in record["claims"])
+
+
+@pytest.mark.notebook
+def test_chapter_04_full_profile_paths_run_at_toy_size(tmp_path):
+    """Generated shape compositions, per-attribute purity and several seeds, at a CI-sized scale."""
+    chapter = chapters.find(["04"])[0]
+    toy = {"profile": "full", "device": "cpu", "seeds": 2, "channels": 16, "train_steps": 30,
+           "n_images": 1500, "top_n": 40, "eval_top": 20, "n_random": 3}
+    entry = runner.run([chapter], "full", {chapter.name: toy}, tmp_path, log=lambda m: None)[0]
+    assert entry["status"] == "ok", runner.describe_entry(entry)
+    record = load_record(tmp_path / f"{chapter.name}.results.json")
+    attributes = {r["attribute"] for r in record["metrics"]["purity"]}
+    assert attributes == {"class", "shape", "colour", "texture"}
+    assert len(record["metrics"]["test_accuracy"]) == 2

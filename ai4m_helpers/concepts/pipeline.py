@@ -1,0 +1,123 @@
+"""Splitting a direction in activation space into concept vectors (O'Mahony et al. 2023).
+
+For one direction (a neuron, an SVD direction, any vector) of global-average-pooled activations:
+take the top-N images along it; choose k by Ward hierarchical clustering cut at a distance
+threshold; run k-means with that k; drop images too far from their centroid and clusters left too
+small; each remaining cluster's normalised mean activation is a concept vector.
+
+The paper's threshold is the absolute distance 15, tuned for Inception-v3's Mixed_7b. For any other
+model the scale differs. :func:`model_scale` gives a scale-free replacement: one cut for the whole
+model, a fraction of the median (over its neurons) of the largest Ward merge distance. Like the
+paper's 15 it is the same for every direction, so a direction whose top images are spread widely
+splits more than one whose top images are tight. (A per-direction relative cut, ``relative=True``,
+is also available; it removes exactly that difference.) The same number also bounds the squared
+distance to a centroid, as the paper's 15 does for both.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from sklearn.cluster import KMeans
+
+
+@dataclasses.dataclass
+class SplitConfig:
+    top_n: int = 100               # images along the direction that are clustered
+    threshold: float = 15.0        # Ward cut: a distance, or a fraction of the largest merge (relative)
+    relative: bool = False
+    min_cluster: int = 5           # clusters with fewer images after outlier removal are dropped
+    ranking: str = "dot"           # "dot" (the paper's projection) or "cosine"
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class Split:
+    direction: np.ndarray
+    top: np.ndarray                # indices of the top images
+    k: int                         # clusters chosen by the Ward cut
+    vectors: np.ndarray            # (n_concepts, C) unit concept vectors
+    members: list                  # indices (into the data) of each kept cluster's images
+    cut: float                     # the Ward distance actually used
+
+    @property
+    def n_concepts(self) -> int:
+        return len(self.vectors)
+
+
+def dead_units(acts: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """Units whose activation barely varies (dead ReLUs): they have no top images to speak of."""
+    return acts.std(0) < tol
+
+
+def scores(acts: np.ndarray, direction: np.ndarray, ranking: str = "dot") -> np.ndarray:
+    """Projection a·v (the paper's ranking) or cosine(a, v), per image."""
+    proj = acts @ direction
+    if ranking == "dot":
+        return proj
+    if ranking == "cosine":
+        return proj / (np.linalg.norm(acts, axis=1) * np.linalg.norm(direction) + 1e-12)
+    raise ValueError(f"ranking must be 'dot' or 'cosine', got {ranking!r}")
+
+
+def top_images(acts: np.ndarray, direction: np.ndarray, n: int, ranking: str = "dot") -> np.ndarray:
+    return np.argsort(-scores(acts, direction, ranking), kind="stable")[:n]
+
+
+def ward_cut(vectors: np.ndarray, threshold: float, relative: bool) -> tuple[int, float]:
+    """Number of clusters below the cut, and the cut distance."""
+    if len(vectors) < 2:
+        return len(vectors), 0.0
+    tree = linkage(vectors, method="ward", metric="euclidean")
+    cut = threshold * tree[:, 2].max() if relative else threshold
+    labels = fcluster(tree, t=cut, criterion="distance")
+    return int(labels.max()), float(cut)
+
+
+def split_direction(acts: np.ndarray, direction: np.ndarray, cfg: SplitConfig) -> Split:
+    """The whole pipeline for one direction on activations ``acts`` (N, C)."""
+    top = top_images(acts, direction, cfg.top_n, cfg.ranking)
+    x = acts[top]
+    k, cut = ward_cut(x, cfg.threshold, cfg.relative)
+    km = KMeans(n_clusters=k, n_init=5, max_iter=1000, random_state=cfg.seed).fit(x)
+    sq_dist = ((x - km.cluster_centers_[km.labels_]) ** 2).sum(1)
+    keep = sq_dist < cut if cut > 0 else np.ones(len(x), bool)
+    vectors, members = [], []
+    for c in range(k):
+        idx = np.flatnonzero((km.labels_ == c) & keep)
+        if len(idx) < cfg.min_cluster:
+            continue
+        mean = x[idx].mean(0)
+        norm = np.linalg.norm(mean)
+        if norm > 0:
+            vectors.append(mean / norm)
+            members.append(top[idx])
+    vectors = np.array(vectors) if vectors else np.zeros((0, acts.shape[1]))
+    return Split(direction, top, k, vectors, members, cut)
+
+
+def largest_merge(acts: np.ndarray, direction: np.ndarray, top_n: int, ranking: str = "dot") -> float:
+    """The largest Ward merge distance among a direction's top images."""
+    x = acts[top_images(acts, direction, top_n, ranking)]
+    return float(linkage(x, method="ward", metric="euclidean")[:, 2].max()) if len(x) > 1 else 0.0
+
+
+def model_scale(acts: np.ndarray, top_n: int, ranking: str = "dot", units=None) -> float:
+    """Median over (live) neurons of their largest Ward merge: the unit of a model-wide cut."""
+    units = range(acts.shape[1]) if units is None else units
+    eye = np.eye(acts.shape[1])
+    return float(np.median([largest_merge(acts, eye[u], top_n, ranking) for u in units]))
+
+
+def svd_directions(acts: np.ndarray) -> np.ndarray:
+    """Right singular vectors of the (uncentred) activations, each signed so that images project
+    positively on average: (C, C), one direction per row."""
+    _, _, vt = np.linalg.svd(acts, full_matrices=False)
+    signs = np.sign((acts @ vt.T).mean(0))
+    signs[signs == 0] = 1
+    return vt * signs[:, None]
+
+
+def neuron_directions(n_units: int) -> np.ndarray:
+    return np.eye(n_units)
