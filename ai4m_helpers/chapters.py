@@ -39,6 +39,9 @@ CHAPTERS: tuple[Chapter, ...] = (
             "ai4m_helpers.concepts.params:PARAMS", "concepts"),
     Chapter("07", "knowledge_driven_active_learning", "Knowledge-driven active learning",
             "ai4m_helpers.active_learning.params:PARAMS", "active_learning"),
+    Chapter("08", "deepfake_detector_fairness",
+            "Fairness and robustness bias of a deepfake detector",
+            "ai4m_helpers.fairness.params:PARAMS", "fairness"),
 )
 
 

@@ -111,7 +111,17 @@ def _sane_chapter_04(record):
     assert len(record["claims"]) == 4
 
 
-SANITY = {"01": _sane_chapter_01, "04": _sane_chapter_04, "07": _sane_chapter_07}
+def _sane_chapter_08(record):
+    assert all(a["all"] > 0.7 for a in record["metrics"]["accuracy"])   # the detector works
+    metrics = {r["metric"] for r in record["metrics"]["fairness"]}
+    assert {"statistical_parity_difference", "disparate_impact", "false_positive_rate_difference",
+            "equalized_odds_difference"} <= metrics
+    assert all(q > 0 for q in record["metrics"]["service_queries"])
+    assert len(record["claims"]) == 3
+
+
+SANITY = {"01": _sane_chapter_01, "04": _sane_chapter_04, "07": _sane_chapter_07,
+          "08": _sane_chapter_08}
 
 
 @pytest.mark.notebook

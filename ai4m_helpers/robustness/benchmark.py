@@ -76,7 +76,7 @@ def compare_epoch_speed(make_model: Callable[[], nn.Module], x: np.ndarray, y: n
     """Seconds per epoch for ART's AdversarialTrainerMadryPGD, a bare loop, and our trainer."""
     from art.defences.trainer import AdversarialTrainerMadryPGD
 
-    from .evaluation import art_classifier
+    from ..art_tools import art_classifier
 
     xt = torch.tensor(x, device=device)
     yt = torch.tensor(y, device=device)

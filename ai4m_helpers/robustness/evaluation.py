@@ -1,12 +1,11 @@
 """Evaluation beyond the training attack: calibration error, and ART's APGD as an independent attack."""
 from __future__ import annotations
 
-import contextlib
-import warnings
-
 import numpy as np
 import torch
 from torch import nn
+
+from ..art_tools import art_classifier, quiet_progress
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -25,24 +24,6 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
-@contextlib.contextmanager
-def _quiet_progress():
-    """ART imports tqdm.auto, which warns in a notebook without ipywidgets; we need no bars."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        yield
-
-
-def art_classifier(model: nn.Module, input_shape: tuple, num_classes: int, device="cpu",
-                   optimizer=None):
-    """Wrap a torch model as ART's PyTorchClassifier on pixel range [0, 1] (an optimizer to train it)."""
-    from art.estimators.classification import PyTorchClassifier
-
-    return PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(), input_shape=input_shape,
-                             nb_classes=num_classes, clip_values=(0.0, 1.0), optimizer=optimizer,
-                             device_type="gpu" if torch.device(device).type == "cuda" else "cpu")
-
-
 def art_apgd_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float, num_classes: int = 10,
                       max_iter: int = 50, restarts: int = 1, batch_size: int = 512,
                       device="cpu") -> dict:
@@ -51,7 +32,7 @@ def art_apgd_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float
     APGD adapts its step size and needs no tuning, so it checks that robustness measured with our
     own PGD is not an artefact of a weak attack.
     """
-    with _quiet_progress():
+    with quiet_progress():
         from art.attacks.evasion import AutoProjectedGradientDescent
 
     clf = art_classifier(model.to(device), tuple(x.shape[1:]), num_classes, device)
@@ -59,7 +40,7 @@ def art_apgd_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float
                                           max_iter=max_iter, targeted=False, nb_random_init=restarts,
                                           batch_size=batch_size, loss_type="cross_entropy", verbose=False)
     x = x.astype(np.float32)
-    with _quiet_progress():
+    with quiet_progress():
         x_adv = attack.generate(x=x, y=y).astype(np.float32)
     pred = clf.predict(x_adv, batch_size=batch_size).argmax(1)
     return {"accuracy": float((pred == y).mean()),
