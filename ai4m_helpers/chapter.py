@@ -21,6 +21,7 @@ def start_chapter(chapter: str, spec: ParamSpec, namespace: Mapping[str, Any]):
         import pandas as pd
 
         pd.set_option("display.precision", 3)
+        pd.set_option("display.max_colwidth", None)  # claims and their evidence, not cut short
     except ImportError:
         pass
     print(f"chapter {chapter}, profile {params['profile']}, seed {params['seed']}, "
