@@ -122,3 +122,18 @@ def test_image_folder_loader_reads_what_the_test_wrote(tmp_path):
     (tmp_path / "bad.csv").write_text("filename,fake\n0.png,1\n")
     with pytest.raises(ValueError, match="group"):
         load_image_folder(tmp_path, "bad.csv")
+
+
+def test_pgd_minimum_budget_matches_the_exact_distance_of_a_linear_model():
+    from ai4m_helpers.fairness.robustness_bias import pgd_min_distance
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=3 * 4 * 4)
+    model = Linear(w, 0.0)
+    x = rng.uniform(0.4, 0.6, (10, 3, 4, 4)).astype(np.float32)
+    labels = model(torch.tensor(x)).argmax(1).numpy()
+    exact = np.abs(x.reshape(10, -1) @ w) / np.linalg.norm(w)
+    d = pgd_min_distance(model, x, labels, eps_max=2.0, bisections=12)
+    assert np.allclose(d, exact, atol=2.0 / 2 ** 12 + 1e-3)
+    far = pgd_min_distance(model, x, labels, eps_max=1e-4, bisections=2)
+    assert np.all(np.isinf(far[exact > 1e-3]))                 # out of reach: +inf

@@ -9,7 +9,7 @@ import numpy as np
 from ..data.faces import make_faces
 from .detector import LabelOnlyService, predict, train_detector, white_box
 from .metrics import aif360_metrics, bootstrap, fairness_table
-from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, more_vulnerable,
+from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, more_vulnerable, pgd_min_distance,
                               robustness_bias, starting_points)
 
 CONDITIONS = ("imbalanced", "balanced")
@@ -57,6 +57,8 @@ def audit(p: dict, condition: str, seed: int, test, device) -> Audit:
     idx = attacked_subset(g_te, p["n_deepfool"])
     d, _ = attack_distances(deepfool(white_box(model, p["size"], device)), classify, x_te[idx])
     distances["DeepFool (white box)"] = (d, g_te[idx])
+    distances["PGD minimum budget (white box)"] = (
+        pgd_min_distance(model, x_te[idx], y_pred[idx], steps=p["pgd_steps"], device=device), g_te[idx])
     service = LabelOnlyService(model, device)
     idx = attacked_subset(g_te, p["n_hsj"])
     hsj = hop_skip_jump(service.art(p["size"]), p["hsj_iter"], p["hsj_max_eval"])

@@ -20,6 +20,8 @@ PARAMS = ParamSpec({
     "width": Param(int, 16, full=32, min=4, max=256, help="channels of the detector's first conv"),
     "seeds": Param(int, 1, full=3, min=1, max=20, help="detectors trained per condition"),
     "n_deepfool": Param(int, 200, full=1000, min=10, max=10000, help="test images attacked with DeepFool"),
+    "pgd_steps": Param(int, 10, full=20, min=1, max=500,
+                       help="PGD steps per budget in the minimum-budget search (DeepFool's images)"),
     "n_hsj": Param(int, 24, full=200, min=4, max=5000, help="test images attacked with HopSkipJump"),
     "hsj_iter": Param(int, 10, full=40, min=1, max=500, help="HopSkipJump iterations"),
     "hsj_max_eval": Param(int, 80, full=1000, min=10, max=100000, help="HopSkipJump queries per gradient estimate"),
