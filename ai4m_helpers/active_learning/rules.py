@@ -213,11 +213,7 @@ class _Parser:
         return expr
 
     def iff(self):
-        left = self.implies()
-        while self.peek() == "<->":
-            self.take()
-            left = Iff(left, self.implies())
-        return left
+        return self._chain("<->", Iff, self.implies)
 
     def implies(self):
         left = self.disjunction()
@@ -226,19 +222,19 @@ class _Parser:
             return Implies(left, self.implies())
         return left
 
-    def disjunction(self):
-        left = self.conjunction()
-        while self.peek() == "or":
+    def _chain(self, word: str, node, operand):
+        """Left-associative chain of one connective: a op b op c."""
+        left = operand()
+        while self.peek() == word:
             self.take()
-            left = Or(left, self.conjunction())
+            left = node(left, operand())
         return left
 
+    def disjunction(self):
+        return self._chain("or", Or, self.conjunction)
+
     def conjunction(self):
-        left = self.negation()
-        while self.peek() == "and":
-            self.take()
-            left = And(left, self.negation())
-        return left
+        return self._chain("and", And, self.negation)
 
     def negation(self):
         if self.peek() == "not":

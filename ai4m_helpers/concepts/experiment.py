@@ -31,7 +31,6 @@ class SeedRun:
     live: np.ndarray               # indices of live units
     scale: dict                    # ranking -> the model-wide unit of the Ward cut
     neuron_splits: dict            # ranking -> list of Split (one per live unit)
-    svd_splits: list               # Splits of the SVD directions (dot ranking)
     test_accuracy: float
 
 
@@ -69,9 +68,7 @@ def run_seed(p: dict, seed: int, device) -> SeedRun:
     eye = np.eye(probe_acts.shape[1])
     neuron_splits = {r: [split_direction(probe_acts, eye[u], split_config(p, scale[r], ranking=r, seed=seed))
                          for u in live] for r in RANKINGS}
-    svd = svd_directions(probe_acts)[:len(live)]
-    svd_splits = [split_direction(probe_acts, v, split_config(p, scale["dot"], seed=seed)) for v in svd]
-    return SeedRun(seed, model, data, probe_acts, eval_acts, live, scale, neuron_splits, svd_splits, acc)
+    return SeedRun(seed, model, data, probe_acts, eval_acts, live, scale, neuron_splits, acc)
 
 
 def purity_table(run: SeedRun, p: dict, attribute: str) -> pd.DataFrame:

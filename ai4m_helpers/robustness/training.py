@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from typing import Sequence
 
 import numpy as np
@@ -178,8 +179,6 @@ def train_recipes(ens: Ensemble, recipes: Sequence[Recipe], x_train, y_train, x_
     "Best" is the epoch of highest validation robust accuracy (PGD, ``cfg.eval_steps`` steps),
     chosen per member; "last" is the final epoch.
     """
-    import time
-
     if len(recipes) != ens.size:
         raise ValueError(f"{len(recipes)} recipes for an ensemble of {ens.size}")
     device = x_train.device
