@@ -1,0 +1,175 @@
+"""Chapter 2's experiment: build the zoos, query them, attribute the held-out fine-tunes.
+
+Per zoo (one per seed): base models and the labelled zoo answer the *training* prompts (two
+samples per base), the held-out fine-tunes answer the *query* prompts only, through a counting
+service; training and query prompts are disjoint. The attributors of every knowledge level and
+the perplexity heuristic then attribute each held-out model, with all query prompts and with
+budgets of fewer prompts, chosen at random or ranked by base-only disagreement.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+
+import numpy as np
+
+from . import api, attributors as att, corpora
+from .features import make_featurizer
+from .zoo import Zoo, ZooSettings, build_zoos
+
+MAIN_LEVEL = "K2 pair"     # the most informed attributor: its errors and per-base table are shown
+BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+
+
+def zoo_settings(P: dict) -> list[ZooSettings]:
+    keys = [f.name for f in dataclasses.fields(ZooSettings) if f.name != "seed"]
+    return [ZooSettings(**{k: P[k] for k in keys}, seed=P["seed"] + k) for k in range(P["zoo_seeds"])]
+
+
+@dataclasses.dataclass
+class ZooRun:
+    zoo: Zoo
+    bases: list[str]
+    test_models: list[str]
+    truth: np.ndarray                      # index of each held-out model's true base
+    probs: dict[str, np.ndarray]           # level -> (n_test, n_bases, n_query_prompts)
+    nll: np.ndarray                        # (n_test, n_bases, n_query_prompts) summed over tokens
+    tokens: np.ndarray
+    ranking: np.ndarray                    # query prompts, most base-disagreeing first
+    queries_to_test_models: int
+    samples: dict                          # a few responses for display
+    seconds: dict
+
+    def attribute(self, method: str, prompts=None) -> np.ndarray:
+        if method == "perplexity":
+            return att.perplexity_attribution(self.nll, self.tokens, prompts)
+        return att.vote(self.probs[method], prompts)
+
+    def accuracy(self, method: str, prompts=None) -> float:
+        return float((self.attribute(method, prompts) == self.truth).mean())
+
+
+def run_all(P: dict, device, log=print) -> list[ZooRun]:
+    start = time.perf_counter()
+    zoos = build_zoos(zoo_settings(P), P["cache_dir"] or None, device, log)
+    build_s = time.perf_counter() - start
+    featurizer = make_featurizer(P["featurizer"], P["encoder"], device)
+    runs = []
+    for zoo in zoos:
+        runs.append(run_zoo(P, zoo, featurizer, device))
+        runs[-1].seconds["zoo build (all zoos)"] = build_s
+        log(f"zoo seed {zoo.settings.seed}: " + ", ".join(
+            f"{m} {runs[-1].accuracy(m):.2f}" for m in (*att.LEVELS, "perplexity")))
+    return runs
+
+
+def _responses(services: dict, names, prompts) -> dict[str, list[str]]:
+    return {n: services[n].query(prompts) for n in names}
+
+
+def run_zoo(P: dict, zoo: Zoo, featurizer, device) -> ZooRun:
+    t0 = time.perf_counter()
+    seed = zoo.settings.seed
+    pool = corpora.prompt_pool(random.Random(seed + 55), P["train_prompts"] + P["query_prompts"])
+    train_prompts, query_prompts = pool[:P["train_prompts"]], pool[P["train_prompts"]:]
+    bases = [b.name for b in zoo.bases]
+    zoo_models, test_models = zoo.split("zoo"), zoo.split("test")
+    names = bases + [f.name for f in zoo.finetunes]
+    services = {n: api.LMService.open(zoo.model_dir(n), P["response_tokens"], seed * 1000 + i, device)
+                for i, n in enumerate(names)}
+    t1 = time.perf_counter()
+    # The auditor's own side: bases and the labelled zoo (public models), as often as needed.
+    base1 = _responses(services, bases, train_prompts)
+    base2 = _responses(services, bases, train_prompts)
+    zoo_train = _responses(services, [f.name for f in zoo_models], train_prompts)
+    base_query = _responses(services, bases, query_prompts)
+    # The scarce side: held-out fine-tunes, each asked every query prompt once.
+    test_query = _responses(services, [f.name for f in test_models], query_prompts)
+    queries = sum(services[f.name].queries for f in test_models)
+    t2 = time.perf_counter()
+
+    featurizer.fit([t for r in (*base1.values(), *base2.values(), *zoo_train.values()) for t in r])
+    F = featurizer.transform
+    feats = {"base1": [F(base1[b]) for b in bases], "base2": [F(base2[b]) for b in bases],
+             "zoo": [F(zoo_train[f.name]) for f in zoo_models],
+             "zoo_base": [bases.index(f.base) for f in zoo_models]}
+    q_base = [F(base_query[b]) for b in bases]
+    q_test = [F(test_query[f.name]) for f in test_models]
+    probs = {level: att.train_and_score(level, feats, q_base, q_test, seed) for level in att.LEVELS}
+    t3 = time.perf_counter()
+
+    nll, tokens = _perplexities(services, bases, [test_query[f.name] for f in test_models])
+    ranking = np.argsort(-att.disagreement(_per_char_nll(services, bases, base_query)), kind="stable")
+    t4 = time.perf_counter()
+    samples = {"prompts": query_prompts[:4],
+               **{b: base_query[b][:4] for b in bases},
+               **{f.name: test_query[f.name][:4] for f in test_models}}
+    return ZooRun(zoo, bases, [f.name for f in test_models],
+                  np.array([bases.index(f.base) for f in test_models]), probs, nll, tokens, ranking,
+                  queries, samples,
+                  {"load models": t1 - t0, "query": t2 - t1, "attributors": t3 - t2, "perplexity": t4 - t3})
+
+
+def _perplexities(services, bases, responses: list[list[str]]):
+    """Summed NLL and token counts of every held-out response under every base."""
+    flat = [r for rs in responses for r in rs]
+    shape = (len(responses), len(bases), len(responses[0]))
+    nll, tokens = np.zeros(shape), np.zeros(shape)
+    for b, name in enumerate(bases):
+        s, n = api.token_nll(services[name].model, services[name].tokenizer, flat)
+        nll[:, b], tokens[:, b] = s.reshape(shape[0], shape[2]), n.reshape(shape[0], shape[2])
+    return nll, tokens
+
+
+def _per_char_nll(services, bases, base_query: dict) -> np.ndarray:
+    """NLL per character (comparable across tokenizers) of each base's responses under each base."""
+    out = np.zeros((len(bases), len(bases), len(base_query[bases[0]])))
+    for i, scorer in enumerate(bases):
+        for j, source in enumerate(bases):
+            texts = base_query[source]
+            s, _ = api.token_nll(services[scorer].model, services[scorer].tokenizer, texts)
+            out[i, j] = s / np.maximum([len(t) for t in texts], 1)
+    return out
+
+
+# ---------------------------------------------------------------- summaries across zoos
+
+
+def budgets(n_prompts: int) -> list[int]:
+    return sorted({q for q in BUDGETS if q < n_prompts} | {n_prompts})
+
+
+def budget_curves(runs: list[ZooRun], methods, n_orders: int, seed: int) -> list[dict]:
+    """Accuracy against the number of query prompts per held-out model: random prompts (mean over
+    ``n_orders`` draws) and prompts ranked by base-only disagreement."""
+    rows = []
+    n = runs[0].probs[att.LEVELS[0]].shape[-1]
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(n) for _ in range(n_orders)]
+    for method in methods:
+        for q in budgets(n):
+            for r, run in enumerate(runs):
+                rand = np.mean([run.accuracy(method, o[:q]) for o in orders])
+                rows.append({"method": method, "prompts": q, "zoo seed": run.zoo.settings.seed,
+                             "random prompts": rand, "ranked prompts": run.accuracy(method, run.ranking[:q]),
+                             "queries to held-out models": q * len(run.test_models)})
+    return rows
+
+
+def sibling_error_share(runs: list[ZooRun], method: str) -> dict:
+    """Share of wrong attributions that land on a sibling of the true base, against the share
+    expected if wrong attributions fell uniformly on the other bases."""
+    errors = siblings = 0
+    expected = []
+    for run in runs:
+        predicted = run.attribute(method)
+        for t, p in zip(run.truth, predicted):
+            sib = run.zoo.siblings(run.bases[t])
+            if p != t:
+                errors += 1
+                siblings += run.bases[p] in sib
+                expected.append(len(sib) / (len(run.bases) - 1))
+    return {"errors": errors, "on siblings": siblings,
+            "sibling share": siblings / errors if errors else float("nan"),
+            "uniform share": float(np.mean(expected)) if expected else float("nan")}

@@ -1,0 +1,362 @@
+"""A zoo of small GPT-2-style language models: base models and their fine-tuned descendants.
+
+No model hub can be reached here, so the zoo is built with the ``transformers`` API itself:
+byte-level BPE tokenizers trained with ``tokenizers`` on each base's pre-training corpus, GPT-2
+configurations, ``save_pretrained``/``from_pretrained``. Like the model hubs the paper drew on, the
+zoo has *sibling* bases (same data, different size or seed; one base continued on dialogue, as
+DialoGPT continues GPT-2) and descendants fine-tuned on downstream tasks, split into a labelled
+zoo and a held-out test set.
+
+Models of one architecture are trained together as a vmapped ensemble (each with its own data,
+learning rate and number of steps), because small models are launch-bound on a GPU.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import random
+import shutil
+import tempfile
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import corpora
+
+ZOO_FORMAT = 1            # bump when a change to this module changes what a zoo holds
+EOT = "<|endoftext|>"
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseSpec:
+    """One pre-trained base model of the zoo."""
+
+    name: str
+    corpus: str            # key of corpora.PRETRAINING
+    family: str            # bases of one family are siblings
+    role: str              # the public model it plays the part of
+    width_scale: float = 1.0
+    parent: str | None = None  # continue pre-training this base (like DialoGPT from GPT-2)
+    seed_offset: int = 0
+
+    @property
+    def tokenizer_corpus(self) -> str:
+        """Siblings share their family's tokenizer, as gpt2, distilgpt2 and DialoGPT do."""
+        return {"prose": "docs", "code": "code"}.get(self.family, self.corpus)
+
+
+BASES: tuple[BaseSpec, ...] = (
+    BaseSpec("prose", "docs", "prose", "gpt2"),
+    BaseSpec("prose-small", "docs", "prose", "distilgpt2", width_scale=0.5, seed_offset=1),
+    BaseSpec("prose-chat", "dialogue", "prose", "DialoGPT", parent="prose"),
+    BaseSpec("code", "code", "code", "codegen-350M"),
+    BaseSpec("polyglot", "polyglot", "polyglot", "bloom-350m"),
+    BaseSpec("mixture", "mixture", "mixture", "gpt-neo-125M (The Pile)"),
+    BaseSpec("code-wide", "code", "code", "a larger codegen", width_scale=2.0, seed_offset=2),
+    BaseSpec("tables", "tables", "tables", "a model pre-trained on tables and numbers"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneSpec:
+    name: str
+    base: str
+    task: str              # key of corpora.TASKS
+    split: str             # "zoo" (labelled, known to the attributor) or "test" (held out)
+    steps: int
+    lr: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooSettings:
+    """Everything a zoo depends on; its hash names the cache folder."""
+
+    n_bases: int
+    zoo_per_base: int
+    test_per_base: int
+    width: int
+    layers: int
+    context: int
+    vocab: int
+    base_steps: int
+    finetune_steps: int
+    batch: int
+    lr: float
+    corpus_chars: int
+    seed: int
+
+    def key(self) -> str:
+        blob = json.dumps({"format": ZOO_FORMAT, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
+    """Descendants of every base: tasks rotate over bases so that no task gives its base away,
+    and a base's zoo descendants use other tasks than its test descendants. Steps and learning
+    rates vary, as they do between fine-tunes found on a hub."""
+    rng = random.Random(settings.seed + 101)
+    tasks = sorted(corpora.TASKS)
+    per_base = settings.zoo_per_base + settings.test_per_base
+    specs = []
+    for b, base in enumerate(BASES[:settings.n_bases]):
+        for k in range(per_base):
+            task = tasks[(b + k) % len(tasks)]
+            split = "zoo" if k < settings.zoo_per_base else "test"
+            steps = max(1, round(settings.finetune_steps * rng.uniform(0.5, 1.5)))
+            lr = settings.lr * rng.uniform(0.3, 1.0)
+            specs.append(FineTuneSpec(f"{base.name}/{task}", base.name, task, split, steps, lr))
+    return specs
+
+
+# ---------------------------------------------------------------- tokenizers and models
+
+
+def train_tokenizer(text: str, vocab: int):
+    """A byte-level BPE tokenizer trained on ``text``, wrapped for ``transformers``."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    pieces = (text[i:i + 4000] for i in range(0, len(text), 4000))
+    bpe.train_from_iterator(pieces, vocab_size=vocab, min_frequency=2, special_tokens=[EOT],
+                            show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOT, eos_token=EOT,
+                                   pad_token=EOT, padding_side="left")
+
+
+def new_model(vocab: int, width: int, layers: int, context: int, seed: int):
+    """A freshly initialised GPT-2 language model (no dropout: the models train briefly)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    heads = max(1, width // 16)
+    config = GPT2Config(vocab_size=vocab, n_positions=context, n_embd=width, n_layer=layers,
+                        n_head=heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel._from_config(config, attn_implementation="eager")
+
+
+def _window_batches(stream: torch.Tensor, batch: int, context: int, generator: torch.Generator):
+    starts = torch.randint(0, len(stream) - context - 1, (batch,), generator=generator)
+    return torch.stack([stream[s:s + context] for s in starts.tolist()])
+
+
+def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Sequence[int],
+                   lrs: Sequence[float], batch: int, context: int, device, seed: int) -> list:
+    """Train models of one architecture as a vmapped ensemble, each on its own token stream with
+    its own learning rate and number of steps (Adam, per-member; a member whose steps are done
+    gets a zero learning rate). Returns the trained models, on the CPU."""
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    models = [m.to(device).train() for m in models]
+    params, buffers = stack_module_state(models)
+    params.pop("lm_head.weight", None)
+    skeleton = copy.deepcopy(models[0]).to("meta")
+    skeleton.config.pad_token_id = None   # skips a data-dependent padding check vmap cannot run
+
+    # Under vmap, GPT-2's own mask building lets tokens see the future; an explicit additive
+    # causal mask (the same for every member) keeps the forward exact. The output layer is tied to
+    # the token embedding, so it is passed as the same tensor and its gradient lands there.
+    causal = torch.full((context, context), torch.finfo(torch.float32).min, device=device).triu(1)
+    causal = causal[None, None].expand(batch, 1, context, context)
+
+    def loss_one(p, b, ids):
+        full = {**p, "lm_head.weight": p["transformer.wte.weight"]}
+        logits = functional_call(skeleton, (full, b), (), {"input_ids": ids, "attention_mask": causal}).logits
+        return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                 ids[:, 1:].reshape(-1))
+
+    grad_fn = vmap(grad(loss_one), randomness="different")
+    gen = torch.Generator().manual_seed(seed)
+    steps_t = torch.tensor(list(steps), device=device)
+    base_lr = torch.tensor(list(lrs), dtype=torch.float32, device=device)
+    m = {k: torch.zeros_like(v) for k, v in params.items()}
+    v2 = {k: torch.zeros_like(v) for k, v in params.items()}
+    beta1, beta2, eps = 0.9, 0.99, 1e-8
+    for t in range(1, max(steps) + 1):
+        ids = torch.stack([_window_batches(s, batch, context, gen) for s in streams]).to(device)
+        grads = grad_fn(params, buffers, ids)
+        # linear warm-down per member; members past their own steps stop moving
+        lr = base_lr * (1 - (t - 1) / steps_t).clamp(min=0) * (t <= steps_t)
+        with torch.no_grad():
+            for k, p in params.items():
+                g = grads[k]
+                m[k].mul_(beta1).add_(g, alpha=1 - beta1)
+                v2[k].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                update = (m[k] / (1 - beta1 ** t)) / ((v2[k] / (1 - beta2 ** t)).sqrt() + eps)
+                p.sub_(lr.view(-1, *[1] * (p.dim() - 1)) * update)
+    trained = []
+    for r, model in enumerate(models):
+        model.load_state_dict({k: v[r].detach() for k, v in params.items()}, strict=False)
+        model.tie_weights()
+        trained.append(model.cpu().eval())
+    return trained
+
+
+# ---------------------------------------------------------------- the zoo on disk
+
+
+def default_cache_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("AI4M_CACHE", pathlib.Path.home() / ".cache" / "ai4m")) / "zoo"
+
+
+@dataclasses.dataclass
+class Zoo:
+    """A built zoo on disk: ``path/<model name>`` holds each model and its tokenizer."""
+
+    path: pathlib.Path
+    settings: ZooSettings
+    bases: list[BaseSpec]
+    finetunes: list[FineTuneSpec]
+    build_s: float
+
+    def model_dir(self, name: str) -> pathlib.Path:
+        return self.path / name.replace("/", "__")
+
+    def split(self, split: str) -> list[FineTuneSpec]:
+        return [f for f in self.finetunes if f.split == split]
+
+    def family(self, base: str) -> str:
+        return next(b.family for b in self.bases if b.name == base)
+
+    def siblings(self, base: str) -> list[str]:
+        fam = self.family(base)
+        return [b.name for b in self.bases if b.family == fam and b.name != base]
+
+    def tree(self) -> list[dict]:
+        """The family tree as rows: base, family, role, descendants."""
+        return [{"base": b.name, "family": b.family, "plays": b.role,
+                 "continued from": b.parent or "",
+                 "zoo descendants": ", ".join(f.task for f in self.finetunes if f.base == b.name and f.split == "zoo"),
+                 "test descendants": ", ".join(f.task for f in self.finetunes if f.base == b.name and f.split == "test")}
+                for b in self.bases]
+
+
+
+
+def load_zoo(path: str | pathlib.Path) -> Zoo:
+    path = pathlib.Path(path)
+    meta = json.loads((path / "zoo.json").read_text())
+    return Zoo(path, ZooSettings(**meta["settings"]), [BaseSpec(**b) for b in meta["bases"]],
+               [FineTuneSpec(**f) for f in meta["finetunes"]], meta["build_s"])
+
+
+def build_zoos(settings: Sequence[ZooSettings], cache_dir: str | pathlib.Path | None = None,
+               device="cpu", log=print) -> list[Zoo]:
+    """The zoos for ``settings`` (typically one per seed), loaded from the cache folder when built
+    before; the missing ones are built together, models of one architecture in one ensemble."""
+    root = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
+    finals = [root / f"zoo-{s.key()}" for s in settings]
+    missing = [s for s, f in zip(settings, finals) if not (f / "zoo.json").exists()]
+    if missing:
+        root.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        works = [pathlib.Path(tempfile.mkdtemp(prefix="building-", dir=root)) for _ in missing]
+        try:
+            _build_into(works, missing, device, log)
+            for work, s in zip(works, missing):
+                meta = {"settings": dataclasses.asdict(s), "format": ZOO_FORMAT,
+                        "bases": [dataclasses.asdict(b) for b in BASES[:s.n_bases]],
+                        "finetunes": [dataclasses.asdict(f) for f in plan_finetunes(s)],
+                        "build_s": (time.perf_counter() - start) / len(missing)}
+                (work / "zoo.json").write_text(json.dumps(meta, indent=1))
+                final = root / f"zoo-{s.key()}"
+                if final.exists():       # built meanwhile by another process
+                    shutil.rmtree(work)
+                else:
+                    work.rename(final)
+        finally:
+            for work in works:
+                shutil.rmtree(work, ignore_errors=True)
+    return [load_zoo(f) for f in finals]
+
+
+def _groups(names: Sequence, arch: dict) -> dict[tuple, list]:
+    out: dict[tuple, list] = {}
+    for name in names:
+        out.setdefault(arch[name], []).append(name)
+    return out
+
+
+class _ZooPlan:
+    """One zoo's corpora, tokenizers and token streams, ready for training."""
+
+    def __init__(self, s: ZooSettings):
+        rng = random.Random(s.seed)
+        self.settings = s
+        self.bases = list(BASES[:s.n_bases])
+        self.finetunes = plan_finetunes(s)
+        self.texts = {name: fn(random.Random(rng.random()), s.corpus_chars)
+                      for name, fn in corpora.PRETRAINING.items()}
+        self.texts.update({t: corpora.task_corpus(t, random.Random(rng.random()), s.corpus_chars // 4)
+                           for t in sorted(corpora.TASKS)})
+        self.tokenizers = {key: train_tokenizer(self.texts[key], s.vocab)
+                           for key in sorted({b.tokenizer_corpus for b in self.bases})}
+        self.tok_of = {b.name: b.tokenizer_corpus for b in self.bases}
+        self.width = {b.name: max(16, int(round(s.width * b.width_scale / 16)) * 16) for b in self.bases}
+        self._streams: dict = {}
+
+    def stream(self, base: str, text_key: str) -> torch.Tensor:
+        key = (self.tok_of[base], text_key)
+        if key not in self._streams:
+            ids = self.tokenizers[key[0]](self.texts[text_key])["input_ids"]
+            self._streams[key] = torch.tensor(ids, dtype=torch.long)
+        return self._streams[key]
+
+    def base_init(self, b: BaseSpec):
+        s = self.settings
+        return new_model(s.vocab, self.width[b.name], s.layers, s.context,
+                         s.seed * 1000 + 17 * BASES.index(b) + b.seed_offset)
+
+    def save(self, work: pathlib.Path, name: str, model, base: str) -> None:
+        out = work / name.replace("/", "__")
+        model.save_pretrained(out)
+        self.tokenizers[self.tok_of[base]].save_pretrained(out)
+
+
+def _train_jobs(jobs: list[dict], plans: list[_ZooPlan], device, log, what: str) -> None:
+    """Train jobs (dicts with plan index, model, stream, steps, lr) grouped by architecture;
+    each job's ``model`` is replaced by its trained version."""
+    arch = {id(j): (j["width"],) for j in jobs}
+    for (w,), group in _groups([id(j) for j in jobs], arch).items():
+        todo = [j for j in jobs if id(j) in group]
+        s = plans[todo[0]["plan"]].settings
+        log(f"{what}: {len(todo)} models of width {w}, up to {max(j['steps'] for j in todo)} steps")
+        trained = train_together([j["model"] for j in todo], [j["stream"] for j in todo],
+                                 [j["steps"] for j in todo], [j["lr"] for j in todo],
+                                 s.batch, s.context, device, s.seed + w)
+        for j, m in zip(todo, trained):
+            j["model"] = m
+
+
+def _build_into(works: list[pathlib.Path], settings: list[ZooSettings], device, log) -> None:
+    plans = [_ZooPlan(s) for s in settings]
+    models: list[dict] = [{} for _ in plans]
+    for stage in ("pre-training", "continued pre-training"):
+        jobs = []
+        for i, plan in enumerate(plans):
+            for b in plan.bases:
+                if (b.parent is None) != (stage == "pre-training"):
+                    continue
+                start = copy.deepcopy(models[i][b.parent]) if b.parent else plan.base_init(b)
+                steps = plan.settings.base_steps // (2 if b.parent else 1)
+                jobs.append({"plan": i, "name": b.name, "model": start, "width": plan.width[b.name],
+                             "stream": plan.stream(b.name, b.corpus), "steps": steps, "lr": plan.settings.lr})
+        _train_jobs(jobs, plans, device, log, stage)
+        for j in jobs:
+            models[j["plan"]][j["name"]] = j["model"]
+    jobs = [{"plan": i, "name": f.name, "base": f.base, "model": copy.deepcopy(models[i][f.base]),
+             "width": plan.width[f.base], "stream": plan.stream(f.base, f.task), "steps": f.steps, "lr": f.lr}
+            for i, plan in enumerate(plans) for f in plan.finetunes]
+    _train_jobs(jobs, plans, device, log, "fine-tuning")
+    for i, (plan, work) in enumerate(zip(plans, works)):
+        for b in plan.bases:
+            plan.save(work, b.name, models[i][b.name], b.name)
+    for j in jobs:
+        plans[j["plan"]].save(works[j["plan"]], j["name"], j["model"], j["base"])
