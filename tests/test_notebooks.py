@@ -120,7 +120,16 @@ def _sane_chapter_08(record):
     assert len(record["claims"]) == 3
 
 
-SANITY = {"01": _sane_chapter_01, "04": _sane_chapter_04, "07": _sane_chapter_07,
+def _sane_chapter_02(record):
+    rows = {r["method"]: r for r in record["metrics"]["accuracy"]}
+    assert set(rows) == {"K1", "K1 pair", "K2", "K2 pair", "perplexity"}
+    assert all(0 <= r["accuracy"] <= 1 for r in rows.values())
+    assert max(r["accuracy"] for r in rows.values()) > record["metrics"]["chance"]   # not blind
+    assert record["metrics"]["queries_to_held_out_models"] > 0
+    assert len(record["claims"]) == 4
+
+
+SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "07": _sane_chapter_07,
           "08": _sane_chapter_08}
 
 

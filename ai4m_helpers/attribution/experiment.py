@@ -173,3 +173,56 @@ def sibling_error_share(runs: list[ZooRun], method: str) -> dict:
     return {"errors": errors, "on siblings": siblings,
             "sibling share": siblings / errors if errors else float("nan"),
             "uniform share": float(np.mean(expected)) if expected else float("nan")}
+
+
+METHODS = (*att.LEVELS, "perplexity")
+
+
+def accuracy_table(runs: list[ZooRun]) -> "pd.DataFrame":
+    """Accuracy with all query prompts, per method: mean and std over zoos, correct/total."""
+    import pandas as pd
+
+    rows = []
+    for method in METHODS:
+        acc = np.array([run.accuracy(method) for run in runs])
+        correct = sum(int((run.attribute(method) == run.truth).sum()) for run in runs)
+        total = sum(len(run.truth) for run in runs)
+        rows.append({"method": method, "accuracy": acc.mean(),
+                     "std over zoos": acc.std(ddof=1) if len(acc) > 1 else float("nan"),
+                     "correct / held-out models": f"{correct} / {total}"})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def gain(runs: list[ZooRun], better: str, worse: str, prompts=None) -> dict:
+    """Accuracy of ``better`` minus ``worse``, paired per zoo: mean, standard error, zoos."""
+    d = np.array([run.accuracy(better, prompts) - run.accuracy(worse, prompts) for run in runs])
+    return {"gain": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None,
+            "zoos": len(d)}
+
+
+def noise_caveat(*gains: dict) -> str:
+    """A note for a claim whose gains cannot be told from zoo-to-zoo noise."""
+    if any(g["zoos"] < 2 for g in gains):
+        return "one zoo: no estimate of zoo-to-zoo noise"
+    if any(abs(g["gain"]) < 2 * g["se"] for g in gains):
+        return "a gain is within two standard errors over zoos"
+    return ""
+
+
+def confusion_matrix(runs: list[ZooRun], method: str) -> np.ndarray:
+    n = len(runs[0].bases)
+    matrix = np.zeros((n, n), int)
+    for run in runs:
+        for t, p in zip(run.truth, run.attribute(method)):
+            matrix[t, p] += 1
+    return matrix
+
+
+def per_base_table(runs: list[ZooRun], method: str) -> "pd.DataFrame":
+    """Per-base response AUC, precision, recall of h_b and model-level precision/recall, mean
+    over zoos."""
+    import pandas as pd
+
+    frames = [pd.DataFrame(att.per_base_metrics(run.probs[method], run.truth, run.attribute(method), run.bases))
+              for run in runs]
+    return pd.concat(frames).groupby("base", sort=False).mean()
