@@ -273,8 +273,14 @@ pd.DataFrame(record.data["claims"]).reindex(columns=["name", "held", "evidence",
 # - **Prompt selection.** The paper trained a PPO policy to pick prompts; the ranking here uses a
 #   base-only disagreement score and costs no fine-tuned query.
 # - **Scale of the evidence.** A smoke run has one zoo of 12 held-out models: one model more or
-#   less moves accuracy by 0.08, so the claims' notes matter. The `full` profile averages three
+#   less moves accuracy by 0.08, so the claims' notes matter. The `full` profile averages two
 #   zoos (16 held-out models each).
+# - **What did not hold at larger scale.** On one H200 the `full` profile (wider models, 300
+#   pre-training and 60 fine-tuning steps, MiniLM features) attributed only 8 of 32 held-out models
+#   with K2 pair (0.25, chance 0.125), and the knowledge levels did not separate; the smoke profile
+#   attributes 7 to 9 of 12. Longer fine-tuning erasing the tiny bases' habits is the leading
+#   suspect, not yet confirmed: vary `finetune_steps` and watch the accuracy table (the numbers are
+#   in the book's reproduction report).
 
 # %%
 record.add_metrics(accuracy=accuracy.reset_index().to_dict("records"),

