@@ -190,6 +190,32 @@ plt.show()
 curves.groupby(["method", "prompts"])[["random prompts", "ranked prompts"]].mean().unstack(0).round(2)
 
 # %% [markdown]
+# ## How much fine-tuning erases the fingerprint
+#
+# The descendants were fine-tuned for different numbers of steps (a ninefold range around
+# `finetune_steps`). Attribution should be easiest for light fine-tunes, which stay close to their
+# base, and hardest for heavy ones. Each held-out model below is a point: its fine-tuning steps, and
+# whether it was attributed correctly; the table splits the models into thirds by steps.
+
+# %%
+ft = ex.by_finetuning(runs)
+methods_ft = [c for c in ft.columns if c not in ("zoo seed", "model", "steps", "lr")]
+fig, ax = plt.subplots(figsize=(7, 2.6))
+for k, method in enumerate(methods_ft):
+    jitter = np.random.default_rng(k).uniform(-0.08, 0.08, len(ft))
+    ax.scatter(ft["steps"], ft[method].astype(float) + 0.25 * (k - 1) / len(methods_ft) + jitter,
+               s=14, alpha=0.7, label=method)
+ax.set_xscale("log")
+ax.set_yticks([0, 1], ["wrong", "correct"])
+ax.set_xlabel("fine-tuning steps of the held-out model")
+ax.legend(fontsize=7, frameon=False, loc="center right")
+plt.show()
+ft["fine-tuning"] = pd.qcut(ft["steps"].rank(method="first"), 3, labels=["light third", "middle third", "heavy third"])
+by_strength = ft.groupby("fine-tuning", observed=True)[methods_ft].mean()
+by_strength.insert(0, "steps", ft.groupby("fine-tuning", observed=True)["steps"].agg(lambda s: f"{s.min()}-{s.max()}"))
+by_strength
+
+# %% [markdown]
 # ## Per-base precision, recall and AUC
 #
 # For each base b, how well its classifier h_b (K2 pair) separates the responses of b's held-out
@@ -209,20 +235,22 @@ per_base
 #    informed attributor above 0.5 and above twice chance);
 # 2. more knowledge raises accuracy: labelled fine-tunes (K2 over K1) and paired inputs (pair over
 #    single), each averaged over the two comparisons it enters;
-# 3. more prompts raise accuracy (random prompts, all of them against one), and prompts ranked by
-#    base-only disagreement beat random ones (mean over budgets below the maximum);
-# 4. errors concentrate on sibling bases (share of errors on a sibling above the share expected if
+# 3. more prompts raise accuracy (random prompts, all of them against one);
+# 4. prompts ranked by base-only disagreement beat random ones (mean over budgets below the
+#    maximum);
+# 5. errors concentrate on sibling bases (share of errors on a sibling above the share expected if
 #    errors fell uniformly on the other bases).
 
 # %%
 main_acc = accuracy.loc[ex.MAIN_LEVEL, "accuracy"]
+above_chance = ex.per_zoo(run.accuracy(ex.MAIN_LEVEL) - chance for run in runs)
 record.add_claim(
     "black-box responses attribute most held-out fine-tunes to their base, far above chance",
     main_acc > 0.5 and main_acc > 2 * chance,
     {"accuracy": main_acc, "std over zoos": accuracy.loc[ex.MAIN_LEVEL, "std over zoos"],
      "chance": chance, "correct": accuracy.loc[ex.MAIN_LEVEL, "correct / held-out models"],
      "queries to held-out models": queries},
-    note=ex.noise_caveat({"zoos": len(runs), "gain": 1.0, "se": 0.0}))
+    note=ex.noise_caveat(above_chance))
 
 labelled = [ex.gain(runs, "K2", "K1"), ex.gain(runs, "K2 pair", "K1 pair")]
 paired = [ex.gain(runs, "K1 pair", "K1"), ex.gain(runs, "K2 pair", "K2")]
@@ -236,23 +264,27 @@ record.add_claim(
     note=ex.noise_caveat(*labelled, *paired))
 
 main_curve = curves[curves["method"] == ex.MAIN_LEVEL].groupby("prompts")[["random prompts", "ranked prompts"]].mean()
-below_max = main_curve.iloc[:-1]
-more = main_curve["random prompts"].iloc[-1] - main_curve["random prompts"].iloc[0]
-ranked_gain = (below_max["ranked prompts"] - below_max["random prompts"]).mean()
+more, ranked = ex.curve_gains(curves, ex.MAIN_LEVEL)
 record.add_claim(
-    "more prompts, and prompts ranked by base-only disagreement, raise attribution accuracy",
-    more > 0 and ranked_gain > 0,
+    "more prompts raise attribution accuracy",
+    more["gain"] > 0,
     {"accuracy with 1 random prompt": main_curve["random prompts"].iloc[0],
      f"accuracy with all {main_curve.index[-1]} prompts": main_curve["random prompts"].iloc[-1],
-     "ranked minus random, mean over budgets below the maximum": ranked_gain},
-    note=ex.noise_caveat({"zoos": len(runs), "gain": 1.0, "se": 0.0}))
+     "gain per zoo": more},
+    note=ex.noise_caveat(more))
+record.add_claim(
+    "prompts ranked by base-only disagreement beat random prompts",
+    ranked["gain"] > 0,
+    {"ranked minus random, mean over budgets below the maximum": ranked,
+     "budgets": list(main_curve.index[:-1])},
+    note=ex.noise_caveat(ranked))
 
 record.add_claim(
     "attribution errors concentrate on sibling bases",
     siblings["errors"] > 0 and siblings["sibling share"] > siblings["uniform share"],
     siblings,
     note="no errors to locate" if siblings["errors"] == 0 else
-    ex.noise_caveat({"zoos": len(runs), "gain": 1.0, "se": 0.0}))
+    f"{siblings['errors']} errors pooled over {len(runs)} zoo(s): a small count, read with care")
 pd.DataFrame(record.data["claims"]).reindex(columns=["name", "held", "evidence", "note"]).fillna("")
 
 # %% [markdown]
@@ -284,6 +316,7 @@ pd.DataFrame(record.data["claims"]).reindex(columns=["name", "held", "evidence",
 
 # %%
 record.add_metrics(accuracy=accuracy.reset_index().to_dict("records"),
+                   accuracy_by_finetuning=by_strength.reset_index().astype({"fine-tuning": str}).to_dict("records"),
                    chance=chance, queries_to_held_out_models=queries,
                    per_base=per_base.reset_index().to_dict("records"),
                    sibling_errors=siblings,

@@ -126,7 +126,7 @@ def _sane_chapter_02(record):
     assert all(0 <= r["accuracy"] <= 1 for r in rows.values())
     assert max(r["accuracy"] for r in rows.values()) > record["metrics"]["chance"]   # not blind
     assert record["metrics"]["queries_to_held_out_models"] > 0
-    assert len(record["claims"]) == 4
+    assert len(record["claims"]) == 5
 
 
 SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "07": _sane_chapter_07,

@@ -14,6 +14,8 @@ responses that h_b accepts (mean probability breaks ties), and f goes to argmax_
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -56,14 +58,17 @@ def training_set(level: str, b: int, feats: dict) -> tuple[object, np.ndarray]:
 def train_and_score(level: str, feats: dict, query_base: list, query_test: list, seed: int) -> np.ndarray:
     """Train h_b for every base at ``level`` and score every test model's responses to the query
     prompts. Returns probabilities of shape (n_test, n_bases, n_prompts)."""
-    n_bases = len(feats["base1"])
-    probs = np.zeros((len(query_test), n_bases, query_test[0].shape[0]))
-    for b in range(n_bases):
+    from joblib import Parallel, delayed
+
+    def one_base(b: int) -> np.ndarray:
         clf = _fit(*training_set(level, b, feats), seed)
-        for f, x in enumerate(query_test):
-            inputs = pair_features(query_base[b], x) if level.endswith("pair") else x
-            probs[f, b] = clf.predict_proba(inputs)[:, 1]
-    return probs
+        return np.stack([clf.predict_proba(pair_features(query_base[b], x) if level.endswith("pair") else x)[:, 1]
+                         for x in query_test])
+
+    # One classifier per base, fitted side by side (threads: the work is in BLAS, outside the GIL).
+    per_base = Parallel(n_jobs=min(len(feats["base1"]), os.cpu_count() or 1), prefer="threads")(
+        delayed(one_base)(b) for b in range(len(feats["base1"])))
+    return np.stack(per_base, axis=1)
 
 
 def vote(probs: np.ndarray, prompts=None) -> np.ndarray:

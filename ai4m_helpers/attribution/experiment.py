@@ -80,10 +80,14 @@ def run_zoo(P: dict, zoo: Zoo, featurizer, device) -> ZooRun:
                 for i, n in enumerate(names)}
     t1 = time.perf_counter()
     # The auditor's own side: bases and the labelled zoo (public models), as often as needed.
-    base1 = _responses(services, bases, train_prompts)
-    base2 = _responses(services, bases, train_prompts)
+    # Each base answers the training prompts twice (independent samples) and the query prompts
+    # once, in one batched call.
+    n = len(train_prompts)
+    base_all = _responses(services, bases, train_prompts + train_prompts + query_prompts)
+    base1 = {b: r[:n] for b, r in base_all.items()}
+    base2 = {b: r[n:2 * n] for b, r in base_all.items()}
+    base_query = {b: r[2 * n:] for b, r in base_all.items()}
     zoo_train = _responses(services, [f.name for f in zoo_models], train_prompts)
-    base_query = _responses(services, bases, query_prompts)
     # The scarce side: held-out fine-tunes, each asked every query prompt once.
     test_query = _responses(services, [f.name for f in test_models], query_prompts)
     queries = sum(services[f.name].queries for f in test_models)
@@ -193,11 +197,28 @@ def accuracy_table(runs: list[ZooRun]) -> "pd.DataFrame":
     return pd.DataFrame(rows).set_index("method")
 
 
-def gain(runs: list[ZooRun], better: str, worse: str, prompts=None) -> dict:
-    """Accuracy of ``better`` minus ``worse``, paired per zoo: mean, standard error, zoos."""
-    d = np.array([run.accuracy(better, prompts) - run.accuracy(worse, prompts) for run in runs])
+def per_zoo(values) -> dict:
+    """A quantity measured once per zoo: its mean ("gain"), standard error and number of zoos."""
+    d = np.asarray(list(values), float)
     return {"gain": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None,
             "zoos": len(d)}
+
+
+def gain(runs: list[ZooRun], better: str, worse: str, prompts=None) -> dict:
+    """Accuracy of ``better`` minus ``worse``, paired per zoo."""
+    return per_zoo(run.accuracy(better, prompts) - run.accuracy(worse, prompts) for run in runs)
+
+
+def curve_gains(curves: "pd.DataFrame", method: str) -> tuple[dict, dict]:
+    """From budget curves, per zoo: accuracy with all prompts minus one random prompt, and
+    ranked minus random prompts averaged over the budgets below the maximum."""
+    more, ranked = [], []
+    for _, rows in curves[curves["method"] == method].groupby("zoo seed"):
+        rows = rows.sort_values("prompts")
+        more.append(rows["random prompts"].iloc[-1] - rows["random prompts"].iloc[0])
+        below = rows.iloc[:-1]
+        ranked.append((below["ranked prompts"] - below["random prompts"]).mean())
+    return per_zoo(more), per_zoo(ranked)
 
 
 def noise_caveat(*gains: dict) -> str:
@@ -226,3 +247,18 @@ def per_base_table(runs: list[ZooRun], method: str) -> "pd.DataFrame":
     frames = [pd.DataFrame(att.per_base_metrics(run.probs[method], run.truth, run.attribute(method), run.bases))
               for run in runs]
     return pd.concat(frames).groupby("base", sort=False).mean()
+
+
+def by_finetuning(runs: list[ZooRun], methods=("K1", MAIN_LEVEL, "perplexity")) -> "pd.DataFrame":
+    """One row per held-out model: its fine-tuning steps and learning rate, and whether each
+    method attributed it correctly."""
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        specs = {f.name: f for f in run.zoo.finetunes}
+        hits = {m: run.attribute(m) == run.truth for m in methods}
+        for i, name in enumerate(run.test_models):
+            rows.append({"zoo seed": run.zoo.settings.seed, "model": name, "steps": specs[name].steps,
+                         "lr": specs[name].lr, **{m: bool(hits[m][i]) for m in methods}})
+    return pd.DataFrame(rows)

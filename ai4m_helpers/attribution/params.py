@@ -36,7 +36,7 @@ PARAMS = ParamSpec({
     "vocab": Param(int, 512, full=1024, min=300, max=50000, help="BPE vocabulary per tokenizer"),
     "base_steps": Param(int, 120, full=300, min=1, max=100000, help="pre-training steps per base"),
     "finetune_steps": Param(int, 30, full=60, min=1, max=100000,
-                            help="typical fine-tuning steps (each fine-tune draws 0.5x-1.5x)"),
+                            help="typical fine-tuning steps (each fine-tune draws 1/3x-3x, log-uniform)"),
     "batch": Param(int, 16, full=32, min=1, max=4096, help="sequences per training step"),
     "lr": Param(float, 3e-3, min=1e-6, max=1.0, help="pre-training learning rate (fine-tunes: 0.3x-1x)"),
     "corpus_chars": Param(int, 100_000, full=300_000, min=20_000, max=10_000_000,

@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import pathlib
 import random
@@ -29,7 +30,7 @@ import torch
 
 from . import corpora
 
-ZOO_FORMAT = 1            # bump when a change to this module changes what a zoo holds
+ZOO_FORMAT = 2            # bump when a change to this module changes what a zoo holds
 EOT = "<|endoftext|>"
 
 
@@ -98,8 +99,9 @@ class ZooSettings:
 
 def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
     """Descendants of every base: tasks rotate over bases so that no task gives its base away,
-    and a base's zoo descendants use other tasks than its test descendants. Steps and learning
-    rates vary, as they do between fine-tunes found on a hub."""
+    and a base's zoo descendants use other tasks than its test descendants. Steps (log-uniform
+    over a ninefold range around ``finetune_steps``) and learning rates vary, as they do between
+    fine-tunes found on a hub: light and heavy fine-tunes sit in the same zoo."""
     rng = random.Random(settings.seed + 101)
     tasks = sorted(corpora.TASKS)
     per_base = settings.zoo_per_base + settings.test_per_base
@@ -108,7 +110,7 @@ def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
         for k in range(per_base):
             task = tasks[(b + k) % len(tasks)]
             split = "zoo" if k < settings.zoo_per_base else "test"
-            steps = max(1, round(settings.finetune_steps * rng.uniform(0.5, 1.5)))
+            steps = max(1, round(settings.finetune_steps * math.exp(rng.uniform(-1.1, 1.1))))
             lr = settings.lr * rng.uniform(0.3, 1.0)
             specs.append(FineTuneSpec(f"{base.name}/{task}", base.name, task, split, steps, lr))
     return specs
@@ -143,8 +145,9 @@ def new_model(vocab: int, width: int, layers: int, context: int, seed: int):
 
 
 def _window_batches(stream: torch.Tensor, batch: int, context: int, generator: torch.Generator):
-    starts = torch.randint(0, len(stream) - context - 1, (batch,), generator=generator)
-    return torch.stack([stream[s:s + context] for s in starts.tolist()])
+    """``batch`` random windows of ``context`` tokens, gathered in one indexing op."""
+    starts = torch.randint(0, len(stream) - context - 1, (batch, 1), generator=generator)
+    return stream[starts + torch.arange(context)]
 
 
 def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Sequence[int],
