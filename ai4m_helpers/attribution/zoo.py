@@ -3,8 +3,8 @@
 No model hub can be reached here, so the zoo is built with the ``transformers`` API itself:
 byte-level BPE tokenizers trained with ``tokenizers`` on each base's pre-training corpus, GPT-2
 configurations, ``save_pretrained``/``from_pretrained``. Like the model hubs the paper drew on, the
-zoo has *sibling* bases (same data, different size or seed; one base continued on dialogue, as
-DialoGPT continues GPT-2) and descendants fine-tuned on downstream tasks, split into a labelled
+zoo has *sibling* bases (same data with half the width and another seed, as distilgpt2 beside
+gpt2; same data and another seed; one base continued on dialogue, as DialoGPT continues GPT-2) and descendants fine-tuned on downstream tasks, split into a labelled
 zoo and a held-out test set.
 
 Models of one architecture are trained together as a vmapped ensemble (each with its own data,
@@ -30,7 +30,7 @@ import torch
 
 from . import corpora
 
-ZOO_FORMAT = 2            # bump when a change to this module changes what a zoo holds
+ZOO_FORMAT = 3            # bump when a change to this module changes what a zoo holds
 EOT = "<|endoftext|>"
 
 
@@ -59,7 +59,7 @@ BASES: tuple[BaseSpec, ...] = (
     BaseSpec("code", "code", "code", "codegen-350M"),
     BaseSpec("polyglot", "polyglot", "polyglot", "bloom-350m"),
     BaseSpec("mixture", "mixture", "mixture", "gpt-neo-125M (The Pile)"),
-    BaseSpec("code-wide", "code", "code", "a larger codegen", width_scale=2.0, seed_offset=2),
+    BaseSpec("code-b", "code", "code", "a second codegen checkpoint", seed_offset=2),
     BaseSpec("tables", "tables", "tables", "a model pre-trained on tables and numbers"),
 )
 
