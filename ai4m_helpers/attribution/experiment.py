@@ -11,12 +11,16 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import api, attributors as att, corpora
 from .features import make_featurizer
 from .zoo import Zoo, ZooSettings, build_zoos
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAIN_LEVEL = "K2 pair"     # the most informed attributor: its errors and per-base table are shown
 BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
@@ -182,7 +186,7 @@ def sibling_error_share(runs: list[ZooRun], method: str) -> dict:
 METHODS = (*att.LEVELS, "perplexity")
 
 
-def accuracy_table(runs: list[ZooRun]) -> "pd.DataFrame":
+def accuracy_table(runs: list[ZooRun]) -> pd.DataFrame:
     """Accuracy with all query prompts, per method: mean and std over zoos, correct/total."""
     import pandas as pd
 
@@ -209,7 +213,7 @@ def gain(runs: list[ZooRun], better: str, worse: str, prompts=None) -> dict:
     return per_zoo(run.accuracy(better, prompts) - run.accuracy(worse, prompts) for run in runs)
 
 
-def curve_gains(curves: "pd.DataFrame", method: str) -> tuple[dict, dict]:
+def curve_gains(curves: pd.DataFrame, method: str) -> tuple[dict, dict]:
     """From budget curves, per zoo: accuracy with all prompts minus one random prompt, and
     ranked minus random prompts averaged over the budgets below the maximum."""
     more, ranked = [], []
@@ -239,7 +243,7 @@ def confusion_matrix(runs: list[ZooRun], method: str) -> np.ndarray:
     return matrix
 
 
-def per_base_table(runs: list[ZooRun], method: str) -> "pd.DataFrame":
+def per_base_table(runs: list[ZooRun], method: str) -> pd.DataFrame:
     """Per-base response AUC, precision, recall of h_b and model-level precision/recall, mean
     over zoos."""
     import pandas as pd
@@ -249,7 +253,7 @@ def per_base_table(runs: list[ZooRun], method: str) -> "pd.DataFrame":
     return pd.concat(frames).groupby("base", sort=False).mean()
 
 
-def by_finetuning(runs: list[ZooRun], methods=("K1", MAIN_LEVEL, "perplexity")) -> "pd.DataFrame":
+def by_finetuning(runs: list[ZooRun], methods=("K1", MAIN_LEVEL, "perplexity")) -> pd.DataFrame:
     """One row per held-out model: its fine-tuning steps and learning rate, and whether each
     method attributed it correctly."""
     import pandas as pd

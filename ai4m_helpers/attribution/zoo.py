@@ -25,7 +25,6 @@ import tempfile
 import time
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from . import corpora
