@@ -314,6 +314,17 @@ pd.DataFrame(record.data["claims"]).reindex(columns=["name", "held", "evidence",
 #   at 10 steps, 0.17-0.54 at 90), hence the section above; which of the full profile's other
 #   differences weakens the fingerprints is still open. The numbers are in the book's
 #   reproduction report.
+#
+# ## Exercises
+# 1. Run with `finetune_steps` 10 and then 90 (`ai4m run 02 -p finetune_steps 10`): how do the
+#    knowledge levels and the perplexity heuristic fare as the descendants drift from their bases?
+# 2. Set `width` 64 and `layers` 2 (the full profile's models) with the smoke profile's steps:
+#    does attribution get easier or harder with more capacity, and why might it?
+# 3. Give each held-out model 5 prompts (`query_prompts` 5): which attributor degrades least, and
+#    is the base-only ranking worth its (free) computation at that budget?
+# 4. With internet, open a real hub model through the same interface,
+#    `ai4m_helpers.attribution.api.LMService.open("distilgpt2", 24)`, and compare its perplexity on a `prose`
+#    response with that of `gpt2`: do the siblings agree?
 
 # %%
 record.add_metrics(accuracy=accuracy.reset_index().to_dict("records"),
