@@ -128,7 +128,7 @@ pd.DataFrame(zoo.tree()).set_index("base")
 # %%
 first = runs[0]
 shown = [b for b in first.bases[:4]] + [m for m in first.test_models if m.split("/")[0] in first.bases[:2]][:3]
-pd.DataFrame({name: first.samples[name] for name in shown},
+pd.DataFrame({name: [t.replace("\n", " ⏎ ") for t in first.samples[name]] for name in shown},
              index=[repr(p) for p in first.samples["prompts"]]).T
 
 # %% [markdown]
