@@ -66,6 +66,22 @@ def test_train_together_learns_and_keeps_members_apart(tiny):
     assert trained[0].lm_head.weight is trained[0].transformer.wte.weight   # still tied
 
 
+def test_the_vmapped_loss_and_gradient_match_each_model_run_alone(tiny):
+    from torch.func import grad, vmap
+
+    _, tokenizer = tiny
+    models = [zoo_mod.new_model(len(tokenizer), 16, 1, 12, seed=s) for s in (0, 1)]
+    ids = torch.randint(0, len(tokenizer), (2, 3, 12), generator=torch.Generator().manual_seed(0))
+    params, buffers, loss_one = zoo_mod.stack_for_vmap(models, batch=3, context=12, device="cpu")
+    losses = vmap(loss_one)(params, buffers, ids)
+    grads = vmap(grad(loss_one))(params, buffers, ids)
+    for r, model in enumerate(models):
+        out = model(input_ids=ids[r], labels=ids[r])   # plain forward: GPT-2's causal mask, tied head
+        out.loss.backward()
+        assert losses[r].item() == pytest.approx(out.loss.item(), rel=1e-5)
+        assert torch.allclose(grads["transformer.wte.weight"][r], model.transformer.wte.weight.grad, atol=1e-6)
+
+
 def test_a_zoo_model_survives_save_and_reload(tiny, tmp_path):
     model, tokenizer = tiny
     model.save_pretrained(tmp_path / "m")

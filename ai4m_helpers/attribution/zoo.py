@@ -149,22 +149,19 @@ def _window_batches(stream: torch.Tensor, batch: int, context: int, generator: t
     return stream[starts + torch.arange(context)]
 
 
-def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Sequence[int],
-                   lrs: Sequence[float], batch: int, context: int, device, seed: int) -> list:
-    """Train models of one architecture as a vmapped ensemble, each on its own token stream with
-    its own learning rate and number of steps (Adam, per-member; a member whose steps are done
-    gets a zero learning rate). Returns the trained models, on the CPU."""
-    from torch.func import functional_call, grad, stack_module_state, vmap
+def stack_for_vmap(models: Sequence, batch: int, context: int, device):
+    """Stacked weights of same-architecture GPT-2 models and a per-member loss that vmap can map
+    over them: ``loss_one(params, buffers, ids)`` is the causal LM cross-entropy of one member.
 
-    models = [m.to(device).train() for m in models]
-    params, buffers = stack_module_state(models)
+    Under vmap, GPT-2's own mask building lets tokens see the future; an explicit additive causal
+    mask (the same for every member) keeps the forward exact. The output layer is tied to the
+    token embedding, so it is passed as the same tensor and its gradient lands there."""
+    from torch.func import functional_call, stack_module_state
+
+    params, buffers = stack_module_state(list(models))
     params.pop("lm_head.weight", None)
     skeleton = copy.deepcopy(models[0]).to("meta")
     skeleton.config.pad_token_id = None   # skips a data-dependent padding check vmap cannot run
-
-    # Under vmap, GPT-2's own mask building lets tokens see the future; an explicit additive
-    # causal mask (the same for every member) keeps the forward exact. The output layer is tied to
-    # the token embedding, so it is passed as the same tensor and its gradient lands there.
     causal = torch.full((context, context), torch.finfo(torch.float32).min, device=device).triu(1)
     causal = causal[None, None].expand(batch, 1, context, context)
 
@@ -174,6 +171,18 @@ def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Seq
         return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                  ids[:, 1:].reshape(-1))
 
+    return params, buffers, loss_one
+
+
+def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Sequence[int],
+                   lrs: Sequence[float], batch: int, context: int, device, seed: int) -> list:
+    """Train models of one architecture as a vmapped ensemble, each on its own token stream with
+    its own learning rate and number of steps (Adam, per-member; a member whose steps are done
+    gets a zero learning rate). Returns the trained models, on the CPU."""
+    from torch.func import grad, vmap
+
+    models = [m.to(device).train() for m in models]
+    params, buffers, loss_one = stack_for_vmap(models, batch, context, device)
     grad_fn = vmap(grad(loss_one), randomness="different")
     gen = torch.Generator().manual_seed(seed)
     steps_t = torch.tensor(list(steps), device=device)
