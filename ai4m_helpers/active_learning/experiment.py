@@ -1,11 +1,10 @@
 """Chapter 7's experiment: every task, strategy, seed and start in a few batched loops."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
+from ..stats import mean_se
 from .loop import LoopConfig, LoopResult, Member, run_loop
 from .strategies import STRATEGIES, UNCERTAINTY, make_kal
 from .tasks import Task, biased_initial, digits_task, iris_task, random_initial, xor_task
@@ -83,7 +82,8 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict:
     from scipy.stats import wilcoxon
 
     d = np.asarray(b, float) - np.asarray(a, float)
-    out = {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None}
+    mean, se = mean_se(d)
+    out = {"diff": mean, "se": se}
     if len(d) >= 5 and np.any(d != 0):
         out["wilcoxon_p"] = float(wilcoxon(d).pvalue)
     return out

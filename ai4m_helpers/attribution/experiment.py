@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..stats import mean_se, noise_note
 from . import api, attributors as att, corpora
 from .features import make_featurizer
 from .zoo import Zoo, ZooSettings, build_zoos
@@ -132,12 +133,12 @@ def _perplexities(services, bases, responses: list[list[str]]):
 
 def _per_char_nll(services, bases, base_query: dict) -> np.ndarray:
     """NLL per character (comparable across tokenizers) of each base's responses under each base."""
+    texts = [t for source in bases for t in base_query[source]]
+    chars = np.maximum([len(t) for t in texts], 1)
     out = np.zeros((len(bases), len(bases), len(base_query[bases[0]])))
     for i, scorer in enumerate(bases):
-        for j, source in enumerate(bases):
-            texts = base_query[source]
-            s, _ = api.token_nll(services[scorer].model, services[scorer].tokenizer, texts)
-            out[i, j] = s / np.maximum([len(t) for t in texts], 1)
+        nll, _ = api.token_nll(services[scorer].model, services[scorer].tokenizer, texts)
+        out[i] = (nll / chars).reshape(len(bases), -1)
     return out
 
 
@@ -203,9 +204,9 @@ def accuracy_table(runs: list[ZooRun]) -> pd.DataFrame:
 
 def per_zoo(values) -> dict:
     """A quantity measured once per zoo: its mean ("gain"), standard error and number of zoos."""
-    d = np.asarray(list(values), float)
-    return {"gain": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None,
-            "zoos": len(d)}
+    values = list(values)
+    mean, se = mean_se(values)
+    return {"gain": mean, "se": se, "zoos": len(values)}
 
 
 def gain(runs: list[ZooRun], better: str, worse: str, prompts=None) -> dict:
@@ -226,12 +227,9 @@ def curve_gains(curves: pd.DataFrame, method: str) -> tuple[dict, dict]:
 
 
 def noise_caveat(*gains: dict) -> str:
-    """A note for a claim whose gains cannot be told from zoo-to-zoo noise."""
-    if any(g["zoos"] < 2 for g in gains):
-        return "one zoo: no estimate of zoo-to-zoo noise"
-    if any(abs(g["gain"]) < 2 * g["se"] for g in gains):
-        return "a gain is within two standard errors over zoos"
-    return ""
+    """A note for a claim when any of its gains cannot be told from zoo-to-zoo noise."""
+    notes = [noise_note(g["gain"], g["se"], g["zoos"], unit="zoo") for g in gains]
+    return next((n for n in notes if n), "")
 
 
 def confusion_matrix(runs: list[ZooRun], method: str) -> np.ndarray:

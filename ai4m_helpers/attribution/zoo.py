@@ -213,6 +213,11 @@ def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Seq
 # ---------------------------------------------------------------- the zoo on disk
 
 
+def _folder(model_name: str) -> str:
+    """Folder of a model inside its zoo ("prose/sql" -> "prose__sql")."""
+    return model_name.replace("/", "__")
+
+
 def default_cache_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("AI4M_CACHE", pathlib.Path.home() / ".cache" / "ai4m")) / "zoo"
 
@@ -228,7 +233,7 @@ class Zoo:
     build_s: float
 
     def model_dir(self, name: str) -> pathlib.Path:
-        return self.path / name.replace("/", "__")
+        return self.path / _folder(name)
 
     def split(self, split: str) -> list[FineTuneSpec]:
         return [f for f in self.finetunes if f.split == split]
@@ -247,8 +252,6 @@ class Zoo:
                  "zoo descendants": ", ".join(f.task for f in self.finetunes if f.base == b.name and f.split == "zoo"),
                  "test descendants": ", ".join(f.task for f in self.finetunes if f.base == b.name and f.split == "test")}
                 for b in self.bases]
-
-
 
 
 def load_zoo(path: str | pathlib.Path) -> Zoo:
@@ -288,13 +291,6 @@ def build_zoos(settings: Sequence[ZooSettings], cache_dir: str | pathlib.Path | 
     return [load_zoo(f) for f in finals]
 
 
-def _groups(names: Sequence, arch: dict) -> dict[tuple, list]:
-    out: dict[tuple, list] = {}
-    for name in names:
-        out.setdefault(arch[name], []).append(name)
-    return out
-
-
 class _ZooPlan:
     """One zoo's corpora, tokenizers and token streams, ready for training."""
 
@@ -326,7 +322,7 @@ class _ZooPlan:
                          s.seed * 1000 + 17 * BASES.index(b) + b.seed_offset)
 
     def save(self, work: pathlib.Path, name: str, model, base: str) -> None:
-        out = work / name.replace("/", "__")
+        out = work / _folder(name)
         model.save_pretrained(out)
         self.tokenizers[self.tok_of[base]].save_pretrained(out)
 
@@ -334,9 +330,10 @@ class _ZooPlan:
 def _train_jobs(jobs: list[dict], plans: list[_ZooPlan], device, log, what: str) -> None:
     """Train jobs (dicts with plan index, model, stream, steps, lr) grouped by architecture;
     each job's ``model`` is replaced by its trained version."""
-    arch = {id(j): (j["width"],) for j in jobs}
-    for (w,), group in _groups([id(j) for j in jobs], arch).items():
-        todo = [j for j in jobs if id(j) in group]
+    by_width: dict[int, list[dict]] = {}
+    for job in jobs:
+        by_width.setdefault(job["width"], []).append(job)
+    for w, todo in by_width.items():
         s = plans[todo[0]["plan"]].settings
         log(f"{what}: {len(todo)} models of width {w}, up to {max(j['steps'] for j in todo)} steps")
         trained = train_together([j["model"] for j in todo], [j["stream"] for j in todo],

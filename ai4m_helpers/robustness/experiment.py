@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from ..data.digits import add_label_noise, load_digits_splits
+from ..stats import mean_se, noise_note as _noise_note
 from ..data.shapes import make_shapes
 from .ensemble import Ensemble
 from .evaluation import expected_calibration_error
@@ -146,16 +147,11 @@ def flat_records(table: pd.DataFrame) -> list[dict]:
 def paired_evidence(before: np.ndarray, after: np.ndarray, before_name: str, after_name: str) -> dict:
     """Means of a metric without and with a change, and the paired per-seed difference."""
     diff = np.asarray(after, float) - np.asarray(before, float)
-    n = len(diff)
+    mean, se = mean_se(diff)
     return {before_name: float(np.mean(before)), after_name: float(np.mean(after)),
-            "paired_diff": float(diff.mean()),
-            "paired_diff_se": float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else None, "seeds": n}
+            "paired_diff": mean, "paired_diff_se": se, "seeds": len(diff)}
 
 
 def noise_note(evidence: dict) -> str:
     """Says when a difference is too small, against seed-to-seed variation, to read much into."""
-    if evidence["seeds"] < 2:
-        return "one seed: no estimate of seed-to-seed noise"
-    if abs(evidence["paired_diff"]) < 2 * evidence["paired_diff_se"]:
-        return "the difference is within two standard errors of the paired per-seed differences"
-    return ""
+    return _noise_note(evidence["paired_diff"], evidence["paired_diff_se"], evidence["seeds"])
