@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from typing import Any, Callable, Iterable, Mapping
 
 PROFILES = ("smoke", "full")
@@ -26,7 +27,10 @@ class ParameterError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Param:
-    """One knob: its type, its default per profile, and what values make sense."""
+    """One knob: its type, its default per profile, and what values make sense.
+
+    A list knob has ``type=list`` and the type of its items in ``item``; ``min``, ``max`` and
+    ``choices`` then apply to every item, and it is given on the command line as ``a,b,c``."""
 
     type: type
     smoke: Any
@@ -36,6 +40,8 @@ class Param:
     max: float | None = None
     choices: tuple | None = None
     check: Callable[[Any], str | None] | None = None  # returns an error message or None
+    item: type | None = None       # the items' type, for type=list
+    min_items: int = 1
 
     def default(self, profile: str) -> Any:
         if profile == "full" and self.full is not _SAME_AS_SMOKE:
@@ -44,14 +50,19 @@ class Param:
 
     def describe(self) -> str:
         """Short human-readable constraint, for `ai4m list` and error messages."""
-        parts = [self.type.__name__]
+        parts = [f"list of {self.item.__name__}" if self.item else self.type.__name__]
+        if self.item and self.min_items > 1:
+            parts.append(f"at least {self.min_items} items")
+        limits = []
         if self.choices is not None:
-            parts.append("one of " + ", ".join(map(repr, self.choices)))
+            limits.append("one of " + ", ".join(map(repr, self.choices)))
         if self.min is not None:
-            parts.append(f">= {self.min}")
+            limits.append(f">= {self.min}")
         if self.max is not None:
-            parts.append(f"<= {self.max}")
-        return ", ".join(parts)
+            limits.append(f"<= {self.max}")
+        if self.item and limits:
+            limits[0] = "each " + limits[0]
+        return ", ".join(parts + limits)
 
 
 def _common_params() -> dict[str, Param]:
@@ -113,8 +124,14 @@ class ParamSpec:
             return self._parse_text(name, p, value)
         return value
 
-    @staticmethod
-    def _parse_text(name: str, p: Param, text: str) -> Any:
+    @classmethod
+    def _parse_text(cls, name: str, p: Param, text: str) -> Any:
+        if p.type is list:
+            items = [t.strip() for t in text.split(",") if t.strip()]
+            if p.item is str:
+                return items
+            item_param = dataclasses.replace(p, type=p.item, item=None)
+            return [cls._parse_text(name, item_param, t) for t in items]
         try:
             if p.type is bool:
                 lowered = text.strip().lower()
@@ -135,21 +152,36 @@ class ParamSpec:
     def check_value(self, name: str, value: Any) -> Any:
         """Return the value, converted where lossless (int -> float), or raise ParameterError."""
         p = self.params[name]
-        if p.type is float and isinstance(value, int) and not isinstance(value, bool):
+        if p.type is list:
+            if not isinstance(value, (list, tuple)):
+                raise ParameterError(f"parameter {name!r} expects a list of {p.item.__name__} "
+                                     f"(or 'a,b,c' on the command line), got {type(value).__name__} {value!r}")
+            if len(value) < p.min_items:
+                raise ParameterError(f"parameter {name!r} needs at least {p.min_items} item(s), got {value!r}")
+            value = [self._check_scalar(name, p, p.item, v) for v in value]
+        else:
+            value = self._check_scalar(name, p, p.type, value)
+        if p.check is not None:
+            problem = p.check(value)
+            if problem:
+                raise ParameterError(f"parameter {name!r}: {problem}, got {value!r}")
+        return value
+
+    @staticmethod
+    def _check_scalar(name: str, p: Param, kind: type, value: Any) -> Any:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, p.type) or (p.type is int and isinstance(value, bool)):
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ParameterError(
-                f"parameter {name!r} expects {p.type.__name__}, got {type(value).__name__} {value!r}")
+                f"parameter {name!r} expects {kind.__name__}, got {type(value).__name__} {value!r}")
+        if isinstance(value, float) and math.isnan(value):
+            raise ParameterError(f"parameter {name!r} must be a number, got NaN")
         if p.choices is not None and value not in p.choices:
             raise ParameterError(f"parameter {name!r} must be one of {p.choices}, got {value!r}")
         if p.min is not None and value < p.min:
             raise ParameterError(f"parameter {name!r} must be >= {p.min}, got {value!r}")
         if p.max is not None and value > p.max:
             raise ParameterError(f"parameter {name!r} must be <= {p.max}, got {value!r}")
-        if p.check is not None:
-            problem = p.check(value)
-            if problem:
-                raise ParameterError(f"parameter {name!r}: {problem}, got {value!r}")
         return value
 
     def validate(self, overrides: Mapping[str, Any]) -> dict[str, Any]:

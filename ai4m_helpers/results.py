@@ -1,7 +1,7 @@
 """The results record: one JSON per chapter run, written only by a real run.
 
 A notebook builds a :class:`ResultsRecord`, times its phases with :meth:`ResultsRecord.phase`,
-adds metrics and claims, and saves it. The runner reads these records back to make the summary.
+adds metrics and claims (:class:`~ai4m_helpers.claims.Claim` objects), and saves it. The runner reads these records back to make the summary.
 """
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ import math
 import pathlib
 import platform
 import time
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
-SCHEMA_VERSION = 1
+from .claims import VERDICTS, Claim
+
+# 2: claims carry a three-way verdict with effect, interval, n, unit and margin.
+SCHEMA_VERSION = 2
+CLAIM_KEYS = ("name", "verdict", "held", "effect", "ci", "n", "unit", "margin", "evidence")
 REQUIRED_KEYS = ("chapter", "profile", "parameters", "seed", "device", "versions", "timings_s",
                  "metrics", "claims")
 # Packages whose versions are worth recording when they are installed.
@@ -79,12 +83,13 @@ class ResultsRecord:
     def add_metrics(self, **metrics: Any) -> None:
         self.data["metrics"].update(_jsonable(metrics))
 
-    def add_claim(self, name: str, held: bool, evidence: Mapping[str, Any], note: str = "") -> dict:
-        claim = {"name": name, "held": bool(held), "evidence": _jsonable(dict(evidence))}
-        if note:
-            claim["note"] = note
-        self.data["claims"].append(claim)
+    def add_claim(self, claim: Claim) -> Claim:
+        """Keep a decided claim (see :mod:`ai4m_helpers.claims`); returns it for chaining."""
+        self.data["claims"].append(_jsonable(claim.to_record()))
         return claim
+
+    def add_claims(self, claims: Iterable[Claim]) -> list[Claim]:
+        return [self.add_claim(c) for c in claims]
 
     def finish(self) -> dict[str, Any]:
         self.data["timings_s"]["total"] = round(time.perf_counter() - self._t0, 3)
@@ -109,8 +114,17 @@ def validate_record(data: Mapping[str, Any]) -> None:
     if not isinstance(data["timings_s"], Mapping) or "total" not in data["timings_s"]:
         raise ValueError("results record has no total time")
     for claim in data["claims"]:
-        if set(claim) < {"name", "held", "evidence"} or not isinstance(claim["held"], bool):
-            raise ValueError(f"malformed claim {claim!r}")
+        _validate_claim(claim)
+
+
+def _validate_claim(claim: Mapping[str, Any]) -> None:
+    missing = [k for k in CLAIM_KEYS if k not in claim]
+    if missing:
+        raise ValueError(f"claim {claim.get('name')!r} lacks {missing}")
+    if claim["verdict"] not in VERDICTS or claim["held"] is not (claim["verdict"] == "held"):
+        raise ValueError(f"claim {claim['name']!r} has verdict {claim['verdict']!r} and held {claim['held']!r}")
+    for part in claim.get("parts", []):
+        _validate_claim(part)
 
 
 def load_record(path: str | pathlib.Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import time
 from typing import Any, Iterable, Sequence
 
 from .chapters import Chapter
+from .claims import MARKDOWN_HEADER, claims_markdown, tally
 from .params import ParameterError, ParamSpec
 from .results import load_record
 
@@ -146,10 +147,9 @@ def heartbeat(log, label: str, every_s: float = 30.0):
 
 def describe_entry(entry: dict[str, Any]) -> str:
     if entry["status"] == "ok":
-        held = sum(c["held"] for c in entry.get("claims", []))
         over = entry["budget_s"] is not None and entry["wall_s"] > entry["budget_s"]
         budget = f" (over its {entry['budget_s']} s budget)" if over else ""
-        return (f"ok in {entry['wall_s']:.1f} s{budget}; claims held: {held}/{len(entry.get('claims', []))}"
+        return (f"ok in {entry['wall_s']:.1f} s{budget}; claims: {tally(entry.get('claims', []))}"
                 f"; device {entry.get('device')}")
     err = entry["error"]
     cell = f"cell {err['cell']}" if err.get("cell") is not None else "outside any cell"
@@ -178,30 +178,18 @@ def update_summary(out_dir: pathlib.Path, entries: list[dict[str, Any]]) -> dict
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [f"Summary of the runs in this folder, last updated {summary.get('updated', '?')} (UTC).", "",
-             "| chapter | profile | status | time (s) | budget (s) | claims held | device |",
+             "| chapter | profile | status | time (s) | budget (s) | claims | device |",
              "|---|---|---|---|---|---|---|"]
     for entry in summary["chapters"].values():
-        claims = entry.get("claims", [])
-        held = f"{sum(c['held'] for c in claims)}/{len(claims)}" if entry["status"] == "ok" else "–"
+        verdicts = tally(entry.get("claims", [])) if entry["status"] == "ok" else "–"
         lines.append(f"| {entry['chapter']} {entry['title']} | {entry['profile']} | {entry['status']} "
-                     f"| {entry['wall_s']:.1f} | {entry['budget_s']} | {held} | {entry.get('device', '–')} |")
-    claim_lines = []
-    for entry in summary["chapters"].values():
-        for claim in entry.get("claims", []):
-            mark = "held" if claim["held"] else "did not hold"
-            note = f"; {claim['note']}" if claim.get("note") else ""
-            claim_lines.append(f"- **{entry['chapter']}**: {claim['name']}: *{mark}* "
-                               f"({_evidence_text(claim['evidence'])}{note})")
+                     f"| {entry['wall_s']:.1f} | {entry['budget_s']} | {verdicts} | {entry.get('device', '–')} |")
     text = "\n".join(lines) + "\n"
-    if claim_lines:
-        text += "\n" + "\n".join(claim_lines) + "\n"
+    rows = "".join(claims_markdown(entry.get("claims", []), entry["chapter"], header=False)
+                   for entry in summary["chapters"].values())
+    if rows:
+        text += "\n" + MARKDOWN_HEADER + rows
     return text
-
-
-def _evidence_text(evidence: dict[str, Any]) -> str:
-    def fmt(v):
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-    return ", ".join(f"{k} = {fmt(v)}" for k, v in evidence.items())
 
 
 def check_parameter_cell(chapter: Chapter, spec: ParamSpec, notebooks_dir=None) -> list[str]:

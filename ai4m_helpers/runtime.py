@@ -22,6 +22,12 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def replicate_seeds(seed: int, n: int) -> list[int]:
+    """Seeds of the ``n`` replicates (seeds, zoos) of a run seeded with ``seed``, spawned by NumPy's
+    SeedSequence: runs with different seeds share no replicate, as ``seed, seed + 1, ...`` would."""
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(n)]
+
+
 def choose_device(device: str = "auto"):
     """'auto' picks CUDA when present, else the CPU; any explicit name is checked to exist."""
     import torch

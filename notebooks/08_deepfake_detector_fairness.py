@@ -77,6 +77,8 @@ import numpy as np
 import pandas as pd
 
 from ai4m_helpers.chapter import start_chapter
+from ai4m_helpers.claims import claims_table
+from ai4m_helpers.runtime import replicate_seeds
 from ai4m_helpers.fairness import PARAMS, experiment as ex
 from ai4m_helpers.fairness.metrics import confusion_by_group
 
@@ -122,7 +124,7 @@ plt.show()
 audits = []
 with record.phase("audit"):
     for condition in ex.CONDITIONS:
-        for s in range(P["seed"], P["seed"] + P["seeds"]):
+        for s in replicate_seeds(P["seed"], P["seeds"]):
             audits.append(ex.audit(P, condition, s, test, DEVICE))
             a = audits[-1]
             print(f"{condition:10s} seed {s}: accuracy {a.accuracy['all']:.3f} "
@@ -134,16 +136,12 @@ with record.phase("audit"):
 #
 # Differences are unprivileged minus privileged; disparate impact is a ratio. For a deepfake
 # service the false-positive-rate difference matters most: a false positive brands a real person's
-# genuine video as fake. Intervals are 95 % bootstrap intervals over the test set (first seed).
+# genuine video as fake. Values are means over the detectors trained from different seeds;
+# intervals are 95 % percentile bootstrap intervals over test images (scipy's `bootstrap`; every
+# detector is evaluated on the same resample), so they cover the test sample, not retraining.
 
 # %%
-def fairness_of(condition):
-    runs = [a for a in audits if a.condition == condition]
-    table = runs[0].fairness.copy()
-    table["value"] = np.mean([a.fairness["value"] for a in runs], axis=0)
-    return table
-
-fairness = pd.concat({c: fairness_of(c) for c in ex.CONDITIONS}, names=["condition", "metric"])
+fairness = ex.fairness_of(audits, test, P["bootstrap"], P["seed"])
 fairness.round(3)
 
 # %%
@@ -167,17 +165,17 @@ plt.show()
 # $R_g(\tau)$ is the share of group $g$'s images whose verdict survives every perturbation of L2
 # size up to $\tau$. Robustness bias is the largest gap between the two groups' curves. An attack
 # that failed on an image counts as "never flipped" (the curves say so at the right end), and the
-# success rates are reported beside, since failures bias the estimate.
+# success rates are reported beside, since failures bias the estimate. Curves and statistics are
+# averaged over the detectors trained from different seeds (the same images are attacked for each).
 
 # %%
-rb = {}
+taus = ex.taus_for(audits)
+rb = {(c, name): ex.robustness_bias_of(ex.of_condition(audits, c), name, taus)
+      for c in ex.CONDITIONS for name in audits[0].distances}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 for ax, condition in zip(axes, ex.CONDITIONS):
-    a = next(a for a in audits if a.condition == condition)
-    taus = ex.taus_for(a.distances)
-    for name, (d, g) in a.distances.items():
-        s = ex.rb_with_ci(d, g, taus, P["bootstrap"], np.random.default_rng(P["seed"]))
-        rb[(condition, name)] = s
+    for name in audits[0].distances:
+        s = rb[(condition, name)]
         line, = ax.plot(taus, s["curve_privileged"], label=f"{name}: group 0")
         ax.plot(taus, s["curve_unprivileged"], ls="--", color=line.get_color(), label=f"{name}: group 1")
     ax.set_title(f"detector trained on {condition} data", fontsize=10)
@@ -193,39 +191,22 @@ rb_table
 # %% [markdown]
 # ## The claims
 #
-# Three claims, computed on this run. "Acceptable" output fairness follows the fair ranges of
-# AIF360's documentation: every difference within ±`fair_tolerance` (0.1) and disparate impact
-# between 0.8 and 1.25 (the four-fifths rule); a "large" robustness bias is a maximum gap of at
-# least `large_rb`.
+# Three claims, each decided from 95 % percentile bootstrap intervals over test images (the
+# detectors of every seed share each resample; the intervals cover the test sample, not
+# retraining), against margins fixed before the run:
+# 1. on the detector trained on imbalanced data, output fairness looks acceptable (every
+#    difference within ±`fair_tolerance`, 0.1 by default, and disparate impact within the
+#    four-fifths range 0.8-1.25, the fair ranges of AIF360's documentation) while the robustness
+#    bias under DeepFool is at least `large_rb`;
+# 2. each white-box estimate (DeepFool, PGD search) agrees with the black-box one (HopSkipJump)
+#    on which group is more vulnerable (the log ratio of the groups' median distances: each
+#    attack's answer is a verdict, and two attacks agree when they give the same one);
+# 3. balancing the training data lowers both the largest output gap and the robustness bias
+#    (balanced minus imbalanced on the same resampled images).
 
 # %%
-def claim(name, held, evidence, note=""):
-    return record.add_claim(name, bool(held), evidence, note=note)
-
-imb = fairness.loc["imbalanced"]["value"].to_dict()
-bal = fairness.loc["balanced"]["value"].to_dict()
-WHITE, PGD, BLACK = "DeepFool (white box)", "PGD minimum budget (white box)", "HopSkipJump (label-only service)"
-rb_imb, rb_bal = rb[("imbalanced", WHITE)], rb[("balanced", WHITE)]
-claims = [
-    claim("Output-fairness metrics look acceptable while robustness bias is large",
-          ex.output_acceptable(imb, P["fair_tolerance"]) and rb_imb["max_rb"] >= P["large_rb"],
-          {"largest_output_gap": ex.output_gap(imb), "disparate_impact": imb["disparate_impact"],
-           "fpr_difference": imb["false_positive_rate_difference"],
-           "max_rb_deepfool": rb_imb["max_rb"], "max_rb_ci_low": rb_imb["max_rb_ci"][0],
-           "max_rb_ci_high": rb_imb["max_rb_ci"][1]}),
-    claim("White-box and black-box estimates agree on which group is more vulnerable",
-          all(ex.more_vulnerable(rb[(c, w)]) == ex.more_vulnerable(rb[(c, BLACK)])
-              for c in ex.CONDITIONS for w in (WHITE, PGD)),
-          {**{f"{c}: median ratio (group 1 / group 0), {n.split()[0]}": rb[(c, n)]["median_ratio"]
-              for c in ex.CONDITIONS for n in (WHITE, PGD, BLACK)}}),
-    claim("Balancing the training data reduces both the output-fairness gaps and the robustness bias",
-          ex.output_gap(bal) < ex.output_gap(imb) and rb_bal["max_rb"] < rb_imb["max_rb"],
-          {"output_gap_imbalanced": ex.output_gap(imb), "output_gap_balanced": ex.output_gap(bal),
-           "max_rb_imbalanced": rb_imb["max_rb"], "max_rb_balanced": rb_bal["max_rb"]}),
-]
-pd.DataFrame([{"claim": c["name"], "held": c["held"],
-               "evidence": ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                     for k, v in c["evidence"].items())} for c in claims])
+claims = record.add_claims(ex.decide_claims(audits, test, P))
+claims_table(claims)
 
 # %% [markdown]
 # **Reading the result.** Two causes of a disparity are mixed in real data and separated here:

@@ -8,7 +8,7 @@ from torch import nn
 from ai4m_helpers.data.faces import load_image_folder, make_faces
 from ai4m_helpers.fairness import PARAMS
 from ai4m_helpers.fairness.detector import LabelOnlyService, white_box
-from ai4m_helpers.fairness.metrics import (METRICS, aif360_metrics, bootstrap, confusion_by_group,
+from ai4m_helpers.fairness.metrics import (METRICS, aif360_metrics, confusion_by_group, fairness_table,
                                            numpy_metrics)
 from ai4m_helpers.fairness.robustness_bias import (attack_distances, deepfool, robustness_bias,
                                                    starting_points, survival)
@@ -52,11 +52,16 @@ def test_our_metrics_equal_aif360_on_a_hand_made_case():
     assert confusion_by_group(y_true, y_pred, group)[0].tolist() == [[2, 1], [1, 2]]
 
 
-def test_bootstrap_interval_contains_the_estimate():
+def test_fairness_table_averages_aif360_over_detectors_with_intervals_around_it():
     rng = np.random.default_rng(0)
-    values = rng.normal(1.0, 0.1, 500)
-    ci = bootstrap(lambda i: {"mean": values[i].mean()}, 500, 300, rng)["mean"]
-    assert ci[0] < values.mean() < ci[1] and ci[1] - ci[0] < 0.05
+    y, g = rng.integers(0, 2, 600), rng.integers(0, 2, 600)
+    preds = [np.where(rng.random(600) < 0.8, y, 1 - y) for _ in range(2)]
+    table = fairness_table(y, preds, g, rounds=200, seed=1)
+    expected = np.mean([aif360_metrics(y, p, g)["false_positive_rate_difference"] for p in preds])
+    row = table.loc["false_positive_rate_difference"]
+    assert row["value"] == pytest.approx(expected)
+    assert row["ci_low"] < row["value"] < row["ci_high"] and row["ci_high"] - row["ci_low"] < 0.2
+    assert list(table.index) == list(METRICS)
 
 
 class Linear(nn.Module):

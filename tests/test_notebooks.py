@@ -71,7 +71,8 @@ def test_chapter_runs_in_the_smoke_profile_and_records_its_claims(smoke_run, cha
     assert record["chapter"] == chapter.number and record["profile"] == "smoke"
     assert record["claims"], "a chapter must record its claims"
     for claim in record["claims"]:
-        assert isinstance(claim["held"], bool) and claim["evidence"]
+        assert claim["verdict"] in ("held", "not held", "inconclusive")
+        assert claim["held"] is (claim["verdict"] == "held") and claim["n"] >= 1 and claim["unit"]
     SANITY[chapter.number](record)
 
 
@@ -143,7 +144,7 @@ def test_book_builds_from_the_executed_chapters_without_warnings(smoke_run, tmp_
     assert "<img" in html                                   # figures made it into the page
     assert "colab.research.google.com" in html              # launch button
     repro = (tmp_path / "_build" / "html" / "book" / "reproduction.html").read_text()
-    assert re.search(r"claims held", repro)                 # this build's summary is on the page
+    assert re.search(r"effect \[95% CI\]", repro)          # this build's claims are on the page
     assert index.exists()
 
 
@@ -157,11 +158,11 @@ def test_chapter_01_full_profile_paths_run_at_toy_size(tmp_path):
     entry = runner.run([chapter], "full", {chapter.name: toy}, tmp_path, log=lambda m: None)[0]
     assert entry["status"] == "ok", runner.describe_entry(entry)
     record = load_record(tmp_path / f"{chapter.name}.results.json")
-    assert record["profile"] == "full" and record["parameters"]["ablation_lambdas"] == "0.5,1,2"
+    assert record["profile"] == "full" and record["parameters"]["ablation_lambdas"] == [0.5, 1.0, 2.0]
     rows = record["metrics"]["robust_pgd"]
     assert len(rows) == 10 and all(r["seeds_n"] == 2 and "gap_std" in r for r in rows)
-    assert all(c["evidence"]["seeds"] == 2 and c["evidence"]["paired_diff_se"] is not None
-               for c in record["claims"])
+    mlp_claims = record["claims"][:4]
+    assert all(c["n"] == 2 and c["unit"] == "seed" and c["ci"] is not None for c in mlp_claims)
 
 
 @pytest.mark.notebook

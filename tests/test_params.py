@@ -79,3 +79,32 @@ def test_chapter_01_refuses_splits_that_leave_no_test_set():
     with pytest.raises(ParameterError, match="apgd_size"):
         PARAMS.resolve(n_train=1000, n_val=500, apgd_size=797)
     assert PARAMS.resolve(profile="full")["apgd_size"] == 797
+
+
+LISTS = ParamSpec({
+    "cuts": Param(list, [0.3, 0.5], item=float, min=0.0, max=1.0, min_items=2),
+    "tasks": Param(list, ["a", "b"], item=str, choices=("a", "b", "c")),
+})
+
+
+def test_list_parameters_take_lists_or_comma_text_and_check_every_item():
+    assert LISTS.resolve()["cuts"] == [0.3, 0.5]
+    assert LISTS.resolve(cuts=[0, 1])["cuts"] == [0.0, 1.0]            # ints become floats
+    assert LISTS.coerce("cuts", "0.2, 0.4,0.6") == [0.2, 0.4, 0.6]
+    assert LISTS.coerce("tasks", "c,a") == ["c", "a"]
+    for value, message in [([0.5], "at least 2"), ([0.5, 1.5], "<= 1.0"), ("0.2,0.4", "expects a list"),
+                           ([0.1, "x"], "expects float"), ([0.1, float("nan")], "NaN")]:
+        with pytest.raises(ParameterError, match=message):
+            LISTS.resolve(cuts=value)
+    with pytest.raises(ParameterError, match="one of"):
+        LISTS.resolve(tasks=["a", "d"])
+    with pytest.raises(ParameterError, match="expects float, got 'x'"):
+        LISTS.coerce("cuts", "0.1,x")
+    assert LISTS.params["cuts"].describe() == "list of float, at least 2 items, each >= 0.0, <= 1.0"
+
+
+def test_nan_is_refused_for_every_float():
+    with pytest.raises(ParameterError, match="NaN"):
+        SPEC.resolve(rate=float("nan"))
+    with pytest.raises(ParameterError, match="NaN"):
+        SPEC.check_value("rate", SPEC.coerce("rate", "nan"))

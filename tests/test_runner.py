@@ -21,9 +21,11 @@ def write_notebook(path, body):
 
 
 RECORDING = """
+from ai4m_helpers import claims as C
 from ai4m_helpers.results import ResultsRecord
 rec = ResultsRecord("98", {"profile": profile, "seed": seed}, "cpu: test")
-rec.add_claim("the seed is what was asked", seed == 4, {"seed": seed})
+rec.add_claim(C.decide("the seed is what was asked", C.mean_ci([seed - 4.0, seed - 4.0]),
+                       direction="less", margin=0.5, evidence={"seed": seed}))
 rec.save(results_path)
 """
 
@@ -56,7 +58,8 @@ def test_a_failing_chapter_is_reported_and_keeps_the_others(two_chapters, tmp_pa
     assert summary["chapters"][good.name]["status"] == "ok"       # the earlier record survives
     assert record_file.exists()
     assert summary["chapters"][bad.name]["status"] == "failed"
-    assert "failed" in (out / runner.SUMMARY_MD).read_text()
+    summary_md = (out / runner.SUMMARY_MD).read_text()
+    assert "failed" in summary_md and "1 held" in summary_md and "**held**" in summary_md
 
     entries = runner.run([bad, good], "smoke", {}, out, notebooks_dir=nbdir, keep_going=True,
                          log=lambda m: None)

@@ -22,3 +22,14 @@ def test_auto_device_falls_back_to_cpu():
 def test_asking_for_cuda_without_one_fails_clearly():
     with pytest.raises(RuntimeError, match="no CUDA device"):
         choose_device("cuda")
+
+
+def test_runs_with_different_seeds_share_no_replicate():
+    from ai4m_helpers.robustness import PARAMS
+    from ai4m_helpers.robustness.experiment import recipe_grid
+    from ai4m_helpers.runtime import replicate_seeds
+
+    assert not set(replicate_seeds(0, 10)) & set(replicate_seeds(1, 10))
+    assert replicate_seeds(0, 3) == replicate_seeds(0, 5)[:3]          # more seeds extend the list
+    seeds = [{r.seed for r in recipe_grid(PARAMS.resolve(profile="full", seed=s))} for s in (0, 1)]
+    assert len(seeds[0]) == 5 and not seeds[0] & seeds[1]

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..stats import mean_se
+from .. import claims as C
+from ..runtime import replicate_seeds
 from .loop import LoopConfig, LoopResult, Member, run_loop
 from .strategies import STRATEGIES, UNCERTAINTY, make_kal
 from .tasks import Task, biased_initial, digits_task, iris_task, random_initial, xor_task
@@ -34,7 +35,7 @@ def build_task(name: str, p: dict) -> Task:
 def initial_labels(task: Task, p: dict) -> dict[tuple[int, str], np.ndarray]:
     s = SETTINGS[task.name]
     out = {}
-    for seed in range(p["seed"], p["seed"] + p["seeds"]):
+    for seed in replicate_seeds(p["seed"], p["seeds"]):
         rng = np.random.default_rng(seed)
         out[(seed, "random")] = random_initial(task, s["n_initial"], rng)
         out[(seed, "biased")] = biased_initial(task, s["n_initial"], rng, s["biased"])
@@ -46,7 +47,7 @@ def run_task(task: Task, p: dict, device, progress=None) -> LoopResult:
     cfg = LoopConfig(n_initial=s["n_initial"], per_round=s["per_round"], rounds=p[f"{task.name}_rounds"],
                      hidden=p["hidden"], lr=p["lr"], epochs=p["epochs"], mc_passes=p["mc_passes"])
     members = [Member(name, seed, start) for start in STARTS
-               for seed in range(p["seed"], p["seed"] + p["seeds"]) for name in STRATEGIES]
+               for seed in replicate_seeds(p["seed"], p["seeds"]) for name in STRATEGIES]
     return run_loop(task, strategies(p), members, initial_labels(task, p), cfg, device, progress)
 
 
@@ -77,16 +78,72 @@ def per_seed(res: LoopResult, strategy: str, start: str, what: str) -> np.ndarra
     raise ValueError(what)
 
 
-def paired(a: np.ndarray, b: np.ndarray) -> dict:
-    """Mean of b - a over seeds, its standard error, and a Wilcoxon signed-rank p-value (>= 5 seeds)."""
-    from scipy.stats import wilcoxon
-
-    d = np.asarray(b, float) - np.asarray(a, float)
-    mean, se = mean_se(d)
-    out = {"diff": mean, "se": se}
-    if len(d) >= 5 and np.any(d != 0):
-        out["wilcoxon_p"] = float(wilcoxon(d).pvalue)
-    return out
-
-
 BASELINES_F1 = ("random",) + UNCERTAINTY
+
+# -- the claims; margins fixed before any result ----------------------------------------------------
+# "At least as good": KAL's mean F1 over rounds may trail a baseline by at most 2 points.
+F1_NON_INFERIORITY = -0.02
+SELECTION_SHARE = 0.5      # "less than half of BALD's time"
+
+
+def _seeds(res: LoopResult, strategy: str, start: str, what: str) -> np.ndarray:
+    return per_seed(res, strategy, start, what)
+
+
+def f1_claim(results: dict[str, LoopResult], start: str) -> C.Claim:
+    """Per task, KAL's mean F1 over rounds against each baseline (paired per seed); held on
+    every task and against every baseline."""
+    tasks = {}
+    for name, res in results.items():
+        kal = _seeds(res, "kal", start, "auc")
+        tasks[name] = C.combine(name, {
+            f"vs {base}": C.decide(f"vs {base}", C.paired(_seeds(res, base, start, "auc"), kal),
+                                   direction="greater", margin=F1_NON_INFERIORITY)
+            for base in BASELINES_F1}, rule="all")
+    return C.combine(f"Mean F1 over rounds, {start} start: KAL at least as good as random and "
+                     f"uncertainty strategies (within 2 points)", tasks, rule="all")
+
+
+def coverage_claim(results: dict[str, LoopResult], tasks: dict[str, Task]) -> C.Claim:
+    """Per task, from a biased start: rounds until every region is labelled, KAL minus entropy."""
+    parts = {}
+    for name, res in results.items():
+        cover = res.rounds_to_cover(len(tasks[name].region_names))
+        kal, entropy = cover[res.index("kal", "biased")], cover[res.index("entropy", "biased")]
+        parts[name] = C.decide(name, C.paired(entropy, kal), direction="less", margin=0.0,
+                               evidence={"KAL rounds": kal.mean(), "entropy rounds": entropy.mean()})
+    claim = C.combine("Biased start: KAL covers every region in fewer rounds than entropy", parts, rule="all")
+    claim.note += "; a strategy that never covers every region counts as rounds + 1"
+    return claim
+
+
+def violation_claim(results: dict[str, LoopResult]) -> C.Claim:
+    """Per task, final-round test rule-violation rate of KAL's model against random's and
+    entropy's, for each start (paired per seed)."""
+    tasks = {}
+    for name, res in results.items():
+        tasks[name] = C.combine(name, {
+            f"{start} start, vs {base}": C.decide(
+                f"{start} start, vs {base}",
+                C.paired(_seeds(res, base, start, "violation"), _seeds(res, "kal", start, "violation")),
+                direction="less", margin=0.0)
+            for start in STARTS for base in ("random", "entropy")}, rule="all")
+    return C.combine("KAL's model violates the rules less often on test data than random's and entropy's",
+                     tasks, rule="all")
+
+
+def selection_time_claim(results: dict[str, LoopResult]) -> C.Claim:
+    """Per task, KAL's selection time minus half of BALD's, paired per seed and start."""
+    parts = {}
+    for name, res in results.items():
+        kal = np.concatenate([_seeds(res, "kal", s, "selection") for s in STARTS])
+        bald = np.concatenate([_seeds(res, "bald", s, "selection") for s in STARTS])
+        parts[name] = C.decide(name, C.paired(SELECTION_SHARE * bald, kal, unit="seed-start pair"),
+                               direction="less", margin=0.0,
+                               evidence={"KAL s": kal.mean(), "BALD s": bald.mean()})
+    return C.combine("KAL's selection takes less than half of BALD's time", parts, rule="all")
+
+
+def decide_claims(results: dict[str, LoopResult], tasks: dict[str, Task]) -> list[C.Claim]:
+    return [*(f1_claim(results, start) for start in STARTS), coverage_claim(results, tasks),
+            violation_claim(results), selection_time_claim(results)]

@@ -6,16 +6,8 @@ from ..params import Param, ParamSpec
 TASKS = ("xor", "iris", "digits")
 
 
-def _check_tasks(text: str) -> str | None:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in names if t not in TASKS]
-    if not names or unknown:
-        return f"expected a comma-separated subset of {', '.join(TASKS)}"
-    return None
-
-
 PARAMS = ParamSpec({
-    "tasks": Param(str, "xor,iris,digits", check=_check_tasks, help="which tasks to run"),
+    "tasks": Param(list, list(TASKS), item=str, choices=TASKS, help="which tasks to run"),
     "seeds": Param(int, 3, full=10, min=1, max=64, help="seeds (initial labels and weights) per strategy"),
     "xor_pool": Param(int, 2000, full=20000, min=200, max=200000, help="unlabelled XOR points"),
     "xor_rounds": Param(int, 12, full=38, min=1, max=200, help="rounds on XOR (+5 labels each)"),

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from ..data.digits import load_digits_images
 from .rules import InputPredicate, KnowledgeBase
 
 
@@ -96,16 +97,15 @@ def digit_rules() -> list[str]:
 
 def digits_task(n_test: int, seed: int) -> Task:
     """scikit-learn digits as a multi-label task: 10 digit outputs and 4 attribute outputs."""
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    digit = np.eye(10, dtype=np.float32)[data.target]
-    attrs = np.stack([np.isin(data.target, sorted(m)) for m in ATTRIBUTES.values()], 1).astype(np.float32)
+    images, target = load_digits_images()
+    x = images.reshape(len(target), -1)
+    digit = np.eye(10, dtype=np.float32)[target]
+    attrs = np.stack([np.isin(target, sorted(m)) for m in ATTRIBUTES.values()], 1).astype(np.float32)
     y = np.concatenate([digit, attrs], 1)
     x_pool, x_test, y_pool, y_test, t_pool, _ = train_test_split(
-        x, y, data.target, test_size=n_test, stratify=data.target, random_state=seed)
+        x, y, target, test_size=n_test, stratify=target, random_state=seed)
     kb = KnowledgeBase(digit_rules(), DIGIT_NAMES + list(ATTRIBUTES))
     words = [f"a {d} is {', '.join(a if d in m else 'not ' + a for a, m in ATTRIBUTES.items())}"
              for d in range(10)]

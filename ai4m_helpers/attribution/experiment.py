@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..stats import mean_se, noise_note
+from .. import claims as C
+from ..runtime import replicate_seeds
 from . import api, attributors as att, corpora
 from .features import make_featurizer
 from .zoo import Zoo, ZooSettings, build_zoos
@@ -29,7 +30,7 @@ BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 
 def zoo_settings(P: dict) -> list[ZooSettings]:
     keys = [f.name for f in dataclasses.fields(ZooSettings) if f.name != "seed"]
-    return [ZooSettings(**{k: P[k] for k in keys}, seed=P["seed"] + k) for k in range(P["zoo_seeds"])]
+    return [ZooSettings(**{k: P[k] for k in keys}, seed=s) for s in replicate_seeds(P["seed"], P["zoo_seeds"])]
 
 
 @dataclasses.dataclass
@@ -149,39 +150,59 @@ def budgets(n_prompts: int) -> list[int]:
     return sorted({q for q in BUDGETS if q < n_prompts} | {n_prompts})
 
 
+def random_orders(n_prompts: int, n_orders: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n_prompts) for _ in range(n_orders)]
+
+
+def budget_hits(run: ZooRun, method: str, orders: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per held-out model and budget (columns: ``budgets``): the share of random prompt draws that
+    attribute it correctly, and whether the top-ranked prompts do."""
+    n = run.probs[att.LEVELS[0]].shape[-1]
+    qs = budgets(n)
+    rand = np.stack([np.mean([run.attribute(method, o[:q]) == run.truth for o in orders], axis=0)
+                     for q in qs], axis=1)
+    ranked = np.stack([run.attribute(method, run.ranking[:q]) == run.truth for q in qs], axis=1)
+    return rand, ranked.astype(float)
+
+
 def budget_curves(runs: list[ZooRun], methods, n_orders: int, seed: int) -> list[dict]:
     """Accuracy against the number of query prompts per held-out model: random prompts (mean over
     ``n_orders`` draws) and prompts ranked by base-only disagreement."""
     rows = []
     n = runs[0].probs[att.LEVELS[0]].shape[-1]
-    rng = np.random.default_rng(seed)
-    orders = [rng.permutation(n) for _ in range(n_orders)]
+    orders = random_orders(n, n_orders, seed)
     for method in methods:
-        for q in budgets(n):
-            for r, run in enumerate(runs):
-                rand = np.mean([run.accuracy(method, o[:q]) for o in orders])
+        for run in runs:
+            rand, ranked = budget_hits(run, method, orders)
+            for j, q in enumerate(budgets(n)):
                 rows.append({"method": method, "prompts": q, "zoo seed": run.zoo.settings.seed,
-                             "random prompts": rand, "ranked prompts": run.accuracy(method, run.ranking[:q]),
+                             "random prompts": rand[:, j].mean(), "ranked prompts": ranked[:, j].mean(),
                              "queries to held-out models": q * len(run.test_models)})
     return rows
+
+
+def sibling_errors(runs: list[ZooRun], method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per wrong attribution: whether it landed on a sibling of the true base, and the chance of
+    that if wrong attributions fell uniformly on the other bases."""
+    on_sibling, expected = [], []
+    for run in runs:
+        for t, p in zip(run.truth, run.attribute(method)):
+            if p != t:
+                sib = run.zoo.siblings(run.bases[t])
+                on_sibling.append(run.bases[p] in sib)
+                expected.append(len(sib) / (len(run.bases) - 1))
+    return np.array(on_sibling, bool), np.array(expected, float)
 
 
 def sibling_error_share(runs: list[ZooRun], method: str) -> dict:
     """Share of wrong attributions that land on a sibling of the true base, against the share
     expected if wrong attributions fell uniformly on the other bases."""
-    errors = siblings = 0
-    expected = []
-    for run in runs:
-        predicted = run.attribute(method)
-        for t, p in zip(run.truth, predicted):
-            sib = run.zoo.siblings(run.bases[t])
-            if p != t:
-                errors += 1
-                siblings += run.bases[p] in sib
-                expected.append(len(sib) / (len(run.bases) - 1))
-    return {"errors": errors, "on siblings": siblings,
-            "sibling share": siblings / errors if errors else float("nan"),
-            "uniform share": float(np.mean(expected)) if expected else float("nan")}
+    on_sibling, expected = sibling_errors(runs, method)
+    errors = len(on_sibling)
+    return {"errors": errors, "on siblings": int(on_sibling.sum()),
+            "sibling share": float(on_sibling.mean()) if errors else float("nan"),
+            "uniform share": float(expected.mean()) if errors else float("nan")}
 
 
 METHODS = (*att.LEVELS, "perplexity")
@@ -202,34 +223,74 @@ def accuracy_table(runs: list[ZooRun]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def per_zoo(values) -> dict:
-    """A quantity measured once per zoo: its mean ("gain"), standard error and number of zoos."""
-    values = list(values)
-    mean, se = mean_se(values)
-    return {"gain": mean, "se": se, "zoos": len(values)}
+def correct(runs: list[ZooRun], method: str) -> np.ndarray:
+    """Per held-out model, pooled over zoos: attributed to its true base with every query prompt."""
+    return np.concatenate([run.attribute(method) == run.truth for run in runs]).astype(float)
 
 
-def gain(runs: list[ZooRun], better: str, worse: str, prompts=None) -> dict:
-    """Accuracy of ``better`` minus ``worse``, paired per zoo."""
-    return per_zoo(run.accuracy(better, prompts) - run.accuracy(worse, prompts) for run in runs)
+# -- the claims; margins fixed before any result ----------------------------------------------------
+UNIT = "held-out model"
+MOST = 0.5          # "most" held-out models
+FAR_ABOVE = 2.0     # "far above chance": at least twice chance
+KNOWLEDGE = {"labelled fine-tunes (K2 over K1, K2 pair over K1 pair)": (("K2", "K1"), ("K2 pair", "K1 pair")),
+             "paired inputs (K1 pair over K1, K2 pair over K2)": (("K1 pair", "K1"), ("K2 pair", "K2"))}
 
 
-def curve_gains(curves: pd.DataFrame, method: str) -> tuple[dict, dict]:
-    """From budget curves, per zoo: accuracy with all prompts minus one random prompt, and
-    ranked minus random prompts averaged over the budgets below the maximum."""
-    more, ranked = [], []
-    for _, rows in curves[curves["method"] == method].groupby("zoo seed"):
-        rows = rows.sort_values("prompts")
-        more.append(rows["random prompts"].iloc[-1] - rows["random prompts"].iloc[0])
-        below = rows.iloc[:-1]
-        ranked.append((below["ranked prompts"] - below["random prompts"]).mean())
-    return per_zoo(more), per_zoo(ranked)
+def attribution_claim(hits: np.ndarray, chance: float) -> C.Claim:
+    """Most held-out models attributed, far above chance: the share correct (exact binomial
+    interval over held-out models) above max(0.5, 2 x chance)."""
+    margin = max(MOST, FAR_ABOVE * chance)
+    est = C.proportion(int(hits.sum()), len(hits), UNIT)
+    return C.decide("black-box responses attribute most held-out fine-tunes to their base, far above chance",
+                    est, direction="greater", margin=margin,
+                    evidence={"correct": int(hits.sum()), "held-out models": len(hits), "chance": chance})
 
 
-def noise_caveat(*gains: dict) -> str:
-    """A note for a claim when any of its gains cannot be told from zoo-to-zoo noise."""
-    notes = [noise_note(g["gain"], g["se"], g["zoos"], unit="zoo") for g in gains]
-    return next((n for n in notes if n), "")
+def knowledge_claim(hits: dict[str, np.ndarray]) -> C.Claim:
+    """More knowledge helps: per kind of knowledge, the per-model gain in correctness averaged over
+    the two comparisons it enters; held when both kinds help."""
+    parts = {}
+    for kind, pairs in KNOWLEDGE.items():
+        gain = np.mean([hits[better] - hits[worse] for better, worse in pairs], axis=0)
+        parts[kind] = C.decide(kind, C.mean_ci(gain, UNIT), direction="greater", margin=0.0)
+    return C.combine("more knowledge (labelled fine-tunes, paired inputs) raises attribution accuracy",
+                     parts, rule="all")
+
+
+def prompt_claims(random_hits: np.ndarray, ranked_hits: np.ndarray, budget_list: list[int]) -> list[C.Claim]:
+    """From per-model hits by budget: all prompts against one random prompt, and ranked against
+    random prompts averaged over the budgets below the maximum."""
+    more = C.decide("more prompts raise attribution accuracy",
+                    C.paired(random_hits[:, 0], random_hits[:, -1], UNIT), direction="greater", margin=0.0,
+                    evidence={"accuracy with 1 random prompt": random_hits[:, 0].mean(),
+                              f"accuracy with all {budget_list[-1]} prompts": random_hits[:, -1].mean()})
+    gain = (ranked_hits[:, :-1] - random_hits[:, :-1]).mean(axis=1)
+    ranked = C.decide("prompts ranked by base-only disagreement beat random prompts",
+                      C.mean_ci(gain, UNIT), direction="greater", margin=0.0,
+                      evidence={"budgets": budget_list[:-1]})
+    return [more, ranked]
+
+
+def sibling_claim(on_sibling: np.ndarray, expected: np.ndarray) -> C.Claim:
+    """Errors concentrate on siblings: per error, on-a-sibling minus its uniform chance."""
+    return C.decide("attribution errors concentrate on sibling bases",
+                    C.mean_ci(on_sibling.astype(float) - expected, "error"), direction="greater", margin=0.0,
+                    evidence={"errors": len(on_sibling), "on siblings": int(on_sibling.sum()),
+                              "uniform share": float(expected.mean()) if len(expected) else float("nan")},
+                    unmeasurable="no errors to locate" if len(on_sibling) == 0 else None)
+
+
+def decide_claims(runs: list[ZooRun], n_orders: int, seed: int) -> list[C.Claim]:
+    chance = 1 / len(runs[0].bases)
+    hits = {m: correct(runs, m) for m in att.LEVELS}
+    n_prompts = runs[0].probs[att.LEVELS[0]].shape[-1]
+    orders = random_orders(n_prompts, n_orders, seed)
+    per_run = [budget_hits(run, MAIN_LEVEL, orders) for run in runs]
+    random_hits = np.concatenate([r for r, _ in per_run])
+    ranked_hits = np.concatenate([k for _, k in per_run])
+    return [attribution_claim(hits[MAIN_LEVEL], chance), knowledge_claim(hits),
+            *prompt_claims(random_hits, ranked_hits, budgets(n_prompts)),
+            sibling_claim(*sibling_errors(runs, MAIN_LEVEL))]
 
 
 def confusion_matrix(runs: list[ZooRun], method: str) -> np.ndarray:

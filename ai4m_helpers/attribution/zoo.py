@@ -120,27 +120,28 @@ def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
 
 def train_tokenizer(text: str, vocab: int):
     """A byte-level BPE tokenizer trained on ``text``, wrapped for ``transformers``."""
-    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers import ByteLevelBPETokenizer, Tokenizer
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     pieces = (text[i:i + 4000] for i in range(0, len(text), 4000))
     bpe.train_from_iterator(pieces, vocab_size=vocab, min_frequency=2, special_tokens=[EOT],
                             show_progress=False)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOT, eos_token=EOT,
+    # The trained tokenizer, as transformers' fast tokenizer takes it (a JSON round trip).
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(bpe.to_str()), bos_token=EOT, eos_token=EOT,
                                    pad_token=EOT, padding_side="left")
 
 
 def new_model(vocab: int, width: int, layers: int, context: int, seed: int):
     """A freshly initialised GPT-2 language model (no dropout: the models train briefly)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import AutoModelForCausalLM, GPT2Config
 
     heads = max(1, width // 16)
     config = GPT2Config(vocab_size=vocab, n_positions=context, n_embd=width, n_layer=layers,
                         n_head=heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                         bos_token_id=0, eos_token_id=0, pad_token_id=0)
     torch.manual_seed(seed)
-    return GPT2LMHeadModel._from_config(config, attn_implementation="eager")
+    return AutoModelForCausalLM.from_config(config, attn_implementation="eager")
 
 
 def _window_batches(stream: torch.Tensor, batch: int, context: int, generator: torch.Generator):

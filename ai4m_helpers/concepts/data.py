@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.digits import load_digits_images
 from ..data.shapes import COLOURS, SHAPES, TEXTURES, make_shapes
 
 COMPOSITION = {"shape": SHAPES[:4], "colour": list(COLOURS)[:3], "texture": TEXTURES[:2]}
@@ -17,11 +18,8 @@ def _three_way(n: int, sizes: tuple[int, int], rng: np.random.Generator) -> dict
 
 def digits_sets(seed: int, train: int = 900, probe: int = 450) -> dict:
     """scikit-learn digits as (N, 1, 8, 8) in [0, 1]; the only attribute is the digit."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]
-    y = d.target.astype(np.int64)
+    images, y = load_digits_images()
+    x = images[:, None]
     idx = _three_way(len(y), (train, probe), np.random.default_rng(seed))
     return {"x": x, "y": y, "attributes": {"digit": y}, "split": idx, "classes": [str(i) for i in range(10)]}
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import claims as C
 from .captum_tools import gap_activations
 from .data import composition_sets, digits_sets
 from .evaluation import (class_mean_directions, direction_purity, random_orthant_directions,
@@ -15,10 +16,6 @@ from .models import ConceptCNN, accuracy, train_classifier
 from .pipeline import SplitConfig, dead_units, model_scale, split_direction, svd_directions
 
 RANKINGS = ("dot", "cosine")
-
-
-def fractions(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
 
 
 @dataclasses.dataclass
@@ -71,34 +68,41 @@ def run_seed(p: dict, seed: int, device) -> SeedRun:
     return SeedRun(seed, model, data, probe_acts, eval_acts, live, scale, neuron_splits, acc)
 
 
-def purity_table(run: SeedRun, p: dict, attribute: str) -> pd.DataFrame:
-    """Mean evaluation purity of each kind of direction, over polysemantic neurons (>= 2 concepts)."""
+SUBSETS = "means of random subsets of the same top images"
+
+
+def purity_tables(run: SeedRun, p: dict, attribute: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluation purity of each kind of direction: the mean per kind (over polysemantic neurons,
+    those with >= 2 concepts, for the first three kinds), and per polysemantic neuron the purity of
+    the neuron, the mean of its concept vectors and the mean of their random-subset controls."""
     rng = np.random.default_rng(run.seed)
     labels = run.data["attributes"][attribute][run.data["split"]["eval"]]
     probe_labels = run.data["attributes"][attribute][run.data["split"]["probe"]]
     n = p["eval_top"]
     eye = np.eye(run.probe_acts.shape[1])
     oracle = class_mean_directions(run.probe_acts, probe_labels, int(labels.max()) + 1)
-    rows = []
+    rows, per_neuron = [], []
     for ranking in RANKINGS:
-        def pur(v):
-            return direction_purity(run.eval_acts, labels, v, n, ranking)
+        def pur(vectors):
+            return [direction_purity(run.eval_acts, labels, v, n, ranking) for v in vectors]
 
-        poly = [(u, s) for u, s in zip(run.live, run.neuron_splits[ranking]) if s.n_concepts >= 2]
-        kinds = {
-            "neuron": [pur(eye[u]) for u, _ in poly],
-            "concept vectors": [pur(v) for _, s in poly for v in s.vectors],
-            "means of random subsets of the same top images":
-                [pur(v) for _, s in poly for v in random_subset_means(run.probe_acts, s, rng)],
-            "random non-negative directions":
-                [pur(v) for v in random_orthant_directions(p["n_random"], eye.shape[0], rng)],
-            "class-mean directions (oracle)": [pur(v) for v in oracle],
-        }
+        kinds = {"neuron": [], "concept vectors": [], SUBSETS: []}
+        for u, split in zip(run.live, run.neuron_splits[ranking]):
+            if split.n_concepts < 2:
+                continue
+            values = {"neuron": pur([eye[u]]), "concept vectors": pur(split.vectors),
+                      SUBSETS: pur(random_subset_means(run.probe_acts, split, rng))}
+            for kind, v in values.items():
+                kinds[kind] += v
+            per_neuron.append({"seed": run.seed, "ranking": ranking, "attribute": attribute, "unit": int(u),
+                               **{kind: float(np.mean(v)) for kind, v in values.items()}})
+        kinds["random non-negative directions"] = pur(random_orthant_directions(p["n_random"], eye.shape[0], rng))
+        kinds["class-mean directions (oracle)"] = pur(oracle)
         for kind, values in kinds.items():
             rows.append({"seed": run.seed, "ranking": ranking, "attribute": attribute, "direction": kind,
                          "purity": float(np.mean(values)) if values else float("nan"),
-                         "directions": len(values), "polysemantic neurons": len(poly)})
-    return pd.DataFrame(rows)
+                         "directions": len(values), "polysemantic neurons": len(kinds["neuron"])})
+    return pd.DataFrame(rows), pd.DataFrame(per_neuron)
 
 
 def concept_counts(run: SeedRun, p: dict) -> pd.DataFrame:
@@ -106,10 +110,50 @@ def concept_counts(run: SeedRun, p: dict) -> pd.DataFrame:
     eye = np.eye(run.probe_acts.shape[1])
     svd = svd_directions(run.probe_acts)[:len(run.live)]
     rows = []
-    for f in fractions(p["thresholds"]):
+    for f in p["thresholds"]:
         cfg = split_config(p, run.scale["dot"], threshold=f, seed=run.seed)
         for kind, directions in (("neuron", [eye[u] for u in run.live]), ("SVD direction", svd)):
             for i, v in enumerate(directions):
                 rows.append({"seed": run.seed, "threshold": f, "start": kind, "direction": i,
                              "concepts": split_direction(run.probe_acts, v, cfg).n_concepts})
     return pd.DataFrame(rows)
+
+
+# -- the claims; margins fixed before any result ----------------------------------------------------
+def purity_claim(per_neuron: pd.DataFrame, ranking: str) -> C.Claim:
+    """Concept vectors purer than their neuron and than random-subset means, paired per
+    polysemantic neuron (pooled over seeds)."""
+    rows = per_neuron[per_neuron.ranking == ranking]
+    parts = {f"vs {kind}": C.decide(f"vs {kind}", C.paired(rows[kind], rows["concept vectors"], "neuron"),
+                                    direction="greater", margin=0.0,
+                                    evidence={"purity concepts": rows["concept vectors"].mean(),
+                                              f"purity {kind}": rows[kind].mean()})
+             for kind in ("neuron", SUBSETS)}
+    return C.combine(f"Concept vectors are purer than their neuron and than random-subset means "
+                     f"({ranking} ranking)", parts, rule="all")
+
+
+def granularity_claim(counts: pd.DataFrame) -> C.Claim:
+    """Per neuron: concepts at the highest threshold minus at the lowest (fewer as the cut rises)."""
+    neurons = counts[counts.start == "neuron"].pivot_table(index=["seed", "direction"], columns="threshold",
+                                                           values="concepts")
+    low, high = neurons.columns.min(), neurons.columns.max()
+    return C.decide("The threshold controls granularity (concepts per neuron fall as it rises)",
+                    C.paired(neurons[low], neurons[high], "neuron"), direction="less", margin=0.0,
+                    evidence={f"concepts per neuron at {t:g}": neurons[t].mean() for t in neurons.columns})
+
+
+def svd_claim(counts: pd.DataFrame, threshold: float) -> C.Claim:
+    """Concepts per SVD direction minus per neuron at the main cut (Welch, directions pooled over seeds)."""
+    main = counts[np.isclose(counts.threshold, threshold)]
+    neuron, svd = (main[main.start == k].concepts.to_numpy(float) for k in ("neuron", "SVD direction"))
+    return C.decide("SVD directions split less often than neurons", C.unpaired(neuron, svd, "direction"),
+                    direction="less", margin=0.0,
+                    evidence={"concepts per neuron": neuron.mean(), "concepts per SVD direction": svd.mean(),
+                              "share of neurons split": (neuron >= 2).mean(),
+                              "share of SVD directions split": (svd >= 2).mean()})
+
+
+def decide_claims(per_neuron: pd.DataFrame, counts: pd.DataFrame, threshold: float) -> list[C.Claim]:
+    return [*(purity_claim(per_neuron, r) for r in RANKINGS), granularity_claim(counts),
+            svd_claim(counts, threshold)]

@@ -4,13 +4,9 @@ from __future__ import annotations
 from ..params import Param, ParamSpec
 
 
-def _check_fractions(text: str) -> str | None:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        return "expected comma-separated numbers such as '0.3,0.5,0.7'"
-    if len(values) < 2 or any(not 0 < v < 1 for v in values):
-        return "expected at least two fractions strictly between 0 and 1"
+def _check_fractions(values: list[float]) -> str | None:
+    if any(not 0 < v < 1 for v in values):
+        return "every cut must be a fraction strictly between 0 and 1"
     return None
 
 
@@ -24,7 +20,8 @@ PARAMS = ParamSpec({
     "top_n": Param(int, 100, min=10, max=1000, help="top images per direction that are clustered"),
     "eval_top": Param(int, 50, min=5, max=400, help="top evaluation images that measure purity"),
     "threshold": Param(float, 0.5, min=0.01, max=0.99, help="Ward cut, fraction of the largest merge"),
-    "thresholds": Param(str, "0.3,0.5,0.7", check=_check_fractions, help="cuts for the granularity sweep"),
+    "thresholds": Param(list, [0.3, 0.5, 0.7], item=float, min_items=2, check=_check_fractions,
+                        help="cuts for the granularity sweep"),
     "min_cluster": Param(int, 5, min=1, max=100, help="smallest cluster kept after outlier removal"),
     "n_random": Param(int, 20, min=1, max=1000, help="random directions in the control"),
 }, joint_checks=[lambda v: "eval_top must not exceed top_n" if v["eval_top"] > v["top_n"] else None])

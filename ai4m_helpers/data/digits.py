@@ -1,4 +1,5 @@
-"""scikit-learn's 8x8 digits (shipped with the package), split for adversarial training."""
+"""scikit-learn's 8x8 digits (shipped with scikit-learn): the one loader every chapter uses, and the
+splits for adversarial training."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +16,14 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+
+def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits as (N, 8, 8) float32 images in [0, 1] and int64 labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (digits.images / 16.0).astype(np.float32), digits.target.astype(np.int64)
 
 
 def add_label_noise(y: np.ndarray, rate: float, num_classes: int, rng: np.random.Generator):
@@ -35,12 +44,10 @@ def load_digits_splits(n_train: int = 500, n_val: int = 500, label_noise: float 
     Label noise, if any, is put on the training split only; validation (which picks the "best"
     checkpoint) and test stay clean.
     """
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int64)
+    images, y = load_digits_images()
+    x = images.reshape(len(y), -1)
     x_train, x_rest, y_train, y_rest = train_test_split(
         x, y, train_size=n_train, stratify=y, random_state=seed)
     x_val, x_test, y_val, y_test = train_test_split(

@@ -6,9 +6,10 @@ import dataclasses
 
 import numpy as np
 
+from .. import claims as C
 from ..data.faces import make_faces
 from .detector import LabelOnlyService, predict, train_detector, white_box
-from .metrics import aif360_metrics, bootstrap, fairness_table
+from .metrics import aif360_metrics, fairness_table, numpy_metrics
 from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, more_vulnerable, pgd_min_distance,
                               robustness_bias, starting_points)
 
@@ -20,7 +21,6 @@ class Audit:
     condition: str
     seed: int
     accuracy: dict
-    fairness: object              # DataFrame: value, ci_low, ci_high
     y_pred: np.ndarray
     distances: dict               # attack -> (distances, groups)
     queries: int
@@ -51,7 +51,6 @@ def audit(p: dict, condition: str, seed: int, test, device) -> Audit:
     acc = {"all": float((y_pred == y_te).mean()),
            **{f"group {g}": float((y_pred[g_te == g] == y_te[g_te == g]).mean()) for g in (0, 1)}}
     rng = np.random.default_rng(seed)
-    fair = fairness_table(y_te, y_pred, g_te, p["bootstrap"], rng)
     classify = lambda x: predict(model, x.astype(np.float32), device)  # noqa: E731
     distances = {}
     idx = attacked_subset(g_te, p["n_deepfool"])
@@ -65,20 +64,43 @@ def audit(p: dict, condition: str, seed: int, test, device) -> Audit:
     start = starting_points(x_te, y_pred, y_pred[idx], rng)
     d, _ = attack_distances(hsj, classify, x_te[idx], x_adv_init=start)
     distances["HopSkipJump (label-only service)"] = (d, g_te[idx])
-    return Audit(condition, seed, acc, fair, y_pred, distances, service.queries)
+    return Audit(condition, seed, acc, y_pred, distances, service.queries)
 
 
-def taus_for(distances: dict, points: int = 200) -> np.ndarray:
-    finite = np.concatenate([d[np.isfinite(d)] for d, _ in distances.values()])
+def taus_for(audits: list[Audit], points: int = 200) -> np.ndarray:
+    """One grid of budgets for every condition and attack, up to just past the largest finite distance."""
+    finite = np.concatenate([d[np.isfinite(d)] for a in audits for d, _ in a.distances.values()])
     top = finite.max() * 1.05 if finite.size else 1.0
     return np.linspace(0, top, points)
 
 
-def rb_with_ci(d: np.ndarray, g: np.ndarray, taus: np.ndarray, rounds: int, rng) -> dict:
-    summary = robustness_bias(d, g, taus)
-    ci = bootstrap(lambda i: {"max_rb": robustness_bias(d[i], g[i], taus)["max_rb"]}, len(d), rounds, rng)
-    summary["max_rb_ci"] = ci["max_rb"]
-    return summary
+def of_condition(audits: list[Audit], condition: str) -> list[Audit]:
+    return [a for a in audits if a.condition == condition]
+
+
+def fairness_of(audits: list[Audit], test, rounds: int, seed: int):
+    """Per condition, AIF360's metrics averaged over seeds with bootstrap intervals over test images."""
+    import pandas as pd
+
+    _, y, g, _ = test
+    return pd.concat({c: fairness_table(y, [a.y_pred for a in of_condition(audits, c)], g, rounds, seed)
+                      for c in CONDITIONS}, names=["condition", "metric"])
+
+
+def distances_of(audits: list[Audit], attack: str) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds x attacked images) distances and the images' groups (the same images for every seed)."""
+    return np.stack([a.distances[attack][0] for a in audits]), audits[0].distances[attack][1]
+
+
+def robustness_bias_of(audits: list[Audit], attack: str, taus: np.ndarray) -> dict:
+    """Robustness bias of one condition under one attack: curves averaged over seeds, and the
+    per-seed statistics (largest gap, median-distance ratio, success rates) averaged."""
+    d, g = distances_of(audits, attack)
+    per_seed = [robustness_bias(row, g, taus) for row in d]
+    out = {k: float(np.mean([s[k] for s in per_seed])) for k, v in per_seed[0].items() if np.isscalar(v)}
+    out.update(taus=taus, curve_privileged=np.mean([s["curve_privileged"] for s in per_seed], 0),
+               curve_unprivileged=np.mean([s["curve_unprivileged"] for s in per_seed], 0), seeds=len(per_seed))
+    return out
 
 
 # The fair ranges AIF360's documentation gives: differences within +-0.1, disparate impact in
@@ -96,5 +118,110 @@ def output_acceptable(fair_values: dict, tolerance: float) -> bool:
     return output_gap(fair_values) <= tolerance and DI_RANGE[0] <= di <= DI_RANGE[1]
 
 
-__all__ = ["CONDITIONS", "Audit", "aif360_metrics", "audit", "more_vulnerable", "output_acceptable", "output_gap", "rb_with_ci",
-           "taus_for", "test_set"]
+# -- the claims; margins are the parameters `fair_tolerance` and `large_rb` (fixed before the run),
+# the four-fifths range for disparate impact, and 0 for "reduces" and "which group".
+WHITE = ("DeepFool (white box)", "PGD minimum budget (white box)")
+BLACK = "HopSkipJump (label-only service)"
+UNIT = "test image"
+
+
+def _seed_mean(fn, predictions_or_distances) -> float:
+    return float(np.mean([fn(x) for x in predictions_or_distances]))
+
+
+def output_gap_stat(y, g, predictions):
+    """Largest |output-metric difference| on resampled test images, averaged over detectors."""
+    return lambda idx: _seed_mean(lambda p: output_gap(numpy_metrics(y[idx], p[idx], g[idx])), predictions)
+
+
+def log_di_stat(y, g, predictions):
+    """|log disparate impact| on resampled test images, averaged over detectors."""
+    def one(p, idx):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return abs(np.log(numpy_metrics(y[idx], p[idx], g[idx])["disparate_impact"]))
+    return lambda idx: _seed_mean(lambda p: one(p, idx), predictions)
+
+
+def max_rb_stat(d, g, taus):
+    """Largest robustness-bias gap on resampled attacked images, averaged over detectors."""
+    return lambda idx: _seed_mean(lambda row: robustness_bias(row[idx], g[idx], taus)["max_rb"], d)
+
+
+def _boot(stat, n: int, p: dict) -> C.Estimate:
+    return C.bootstrap(lambda idx: stat(idx.astype(int)), [np.arange(n)], UNIT, p["bootstrap"], p["seed"])
+
+
+def acceptable_claim(audits, test, taus, p) -> C.Claim:
+    """On the imbalanced detector: every output gap within the tolerance, disparate impact within
+    the four-fifths range, and yet a robustness bias (DeepFool) of at least ``large_rb``."""
+    _, y, g, _ = test
+    preds = [a.y_pred for a in of_condition(audits, "imbalanced")]
+    d, g_att = distances_of(of_condition(audits, "imbalanced"), WHITE[0])
+    parts = {
+        "largest output gap within the tolerance": C.decide(
+            "largest output gap", _boot(output_gap_stat(y, g, preds), len(y), p), direction="less",
+            margin=p["fair_tolerance"]),
+        "disparate impact within 0.8-1.25 (|log DI| < log 1.25)": C.decide(
+            "|log DI|", _boot(log_di_stat(y, g, preds), len(y), p), direction="less",
+            margin=float(np.log(DI_RANGE[1]))),
+        "robustness bias (DeepFool) is large": C.decide(
+            "max RB", _boot(max_rb_stat(d, g_att, taus), len(g_att), p), direction="greater",
+            margin=p["large_rb"]),
+    }
+    return C.combine("Output-fairness metrics look acceptable while robustness bias is large", parts, rule="all")
+
+
+def vulnerability(d: np.ndarray, g: np.ndarray, p: dict) -> C.Estimate:
+    """log(median distance of group 0 / of group 1), averaged over detectors: > 0 when group 1 is
+    closer to the boundary (more vulnerable). Groups are resampled separately."""
+    d0, d1 = d[:, g == 0], d[:, g == 1]
+
+    def stat(i0, i1):
+        i0, i1 = i0.astype(int), i1.astype(int)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.mean(np.log(np.median(d0[:, i0], 1) / np.median(d1[:, i1], 1))))
+
+    return C.bootstrap(stat, [np.arange(d0.shape[1]), np.arange(d1.shape[1])], UNIT, p["bootstrap"],
+                       p["seed"], paired_samples=False)
+
+
+def agreement_claim(audits, p) -> C.Claim:
+    """Per condition and white-box attack: does it agree with the black-box attack on which group
+    is more vulnerable? Each attack's answer is a verdict on 'group 1 is more vulnerable'."""
+    parts = {}
+    for condition in CONDITIONS:
+        runs = of_condition(audits, condition)
+        sign = {a: C.decide(a, vulnerability(*distances_of(runs, a), p), direction="greater", margin=0.0)
+                for a in (*WHITE, BLACK)}
+        for white in WHITE:
+            key = f"{condition}: {white.split()[0]} and HopSkipJump"
+            parts[key] = C.combine(key, {white: sign[white], BLACK: sign[BLACK]}, rule="agree")
+    return C.combine("White-box and black-box estimates agree on which group is more vulnerable", parts,
+                     rule="all")
+
+
+def balancing_claim(audits, test, taus, p) -> C.Claim:
+    """Balanced minus imbalanced training, on the same resampled test (and attacked) images."""
+    _, y, g, _ = test
+    imb, bal = of_condition(audits, "imbalanced"), of_condition(audits, "balanced")
+    gap_imb, gap_bal = (output_gap_stat(y, g, [a.y_pred for a in runs]) for runs in (imb, bal))
+    (d_imb, g_att), (d_bal, _) = distances_of(imb, WHITE[0]), distances_of(bal, WHITE[0])
+    rb_imb, rb_bal = max_rb_stat(d_imb, g_att, taus), max_rb_stat(d_bal, g_att, taus)
+    parts = {
+        "output gap": C.decide("output gap", _boot(lambda i: gap_bal(i) - gap_imb(i), len(y), p),
+                               direction="less", margin=0.0),
+        "robustness bias (DeepFool)": C.decide("max RB", _boot(lambda i: rb_bal(i) - rb_imb(i), len(g_att), p),
+                                               direction="less", margin=0.0),
+    }
+    return C.combine("Balancing the training data reduces both the output-fairness gaps and the robustness bias",
+                     parts, rule="all")
+
+
+def decide_claims(audits: list[Audit], test, p: dict) -> list[C.Claim]:
+    taus = taus_for(audits)
+    return [acceptable_claim(audits, test, taus, p), agreement_claim(audits, p),
+            balancing_claim(audits, test, taus, p)]
+
+
+__all__ = ["CONDITIONS", "Audit", "aif360_metrics", "audit", "decide_claims", "fairness_of", "more_vulnerable",
+           "output_acceptable", "output_gap", "robustness_bias_of", "taus_for", "test_set"]

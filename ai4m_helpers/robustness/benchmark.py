@@ -15,7 +15,7 @@ from torch import nn
 
 from .attacks import pgd_linf
 from .ensemble import Ensemble
-from .training import Recipe, TrainConfig, adversarial_step_loss, _RecipeWeights
+from .training import Recipe, TrainConfig, adversarial_step_loss, RecipeWeights
 
 
 def _sync(device) -> None:
@@ -96,7 +96,7 @@ def compare_epoch_speed(make_model: Callable[[], nn.Module], x: np.ndarray, y: n
 
     ens = Ensemble(make_model, [0], device)
     opt = torch.optim.SGD(ens.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    weights = _RecipeWeights([Recipe()], device)
+    weights = RecipeWeights([Recipe()], device)
     ours_s = _timed(lambda: helpers_epoch(ens, xt, yt, cfg, opt, weights), device, repeats)
     return {"art_s_per_epoch": art_s, "bare_s_per_epoch": bare_s, "ours_s_per_epoch": ours_s,
             "speedup_vs_art": art_s / ours_s, "fraction_of_bare_speed": bare_s / ours_s,

@@ -8,12 +8,12 @@ import pandas as pd
 import torch
 
 from ..data.digits import add_label_noise, load_digits_splits
-from ..stats import mean_se, noise_note as _noise_note
+from .. import claims as C
+from ..runtime import replicate_seeds
 from ..data.shapes import make_shapes
 from .ensemble import Ensemble
 from .evaluation import expected_calibration_error
 from .models import MLP, ConvNet
-from .params import _float_list
 from .training import History, Recipe, TrainConfig, clean_accuracy, pgd_adversarial
 
 MAIN_AT = "PGD-AT"
@@ -34,9 +34,9 @@ def recipe_grid(p: dict) -> list[Recipe]:
                label=TRADES_SRC),
     ]
     grid = [Recipe(reg="src", lam=lam, tau=tau, label=f"PGD-AT + SRC λ={lam:g} τ={tau:g}")
-            for lam in _float_list(p["ablation_lambdas"]) for tau in _float_list(p["ablation_taus"])
+            for lam in p["ablation_lambdas"] for tau in p["ablation_taus"]
             if not (lam == p["lam"] and tau == p["tau"])]  # the main recipe is already there
-    return [dataclasses.replace(r, seed=p["seed"] + s) for s in range(p["seeds"]) for r in named + grid]
+    return [dataclasses.replace(r, seed=s) for s in replicate_seeds(p["seed"], p["seeds"]) for r in named + grid]
 
 
 def train_config(p: dict) -> TrainConfig:
@@ -62,7 +62,7 @@ def make_ensemble(p: dict, recipes: list[Recipe], device) -> Ensemble:
 def conv_recipes(p: dict) -> list[Recipe]:
     """The main pair only (PGD-AT with and without SRC), once per seed."""
     pair = [Recipe(label=MAIN_AT), Recipe(reg="src", lam=p["lam"], tau=p["tau"], label=MAIN_SRC)]
-    return [dataclasses.replace(r, seed=p["seed"] + s) for s in range(p["seeds"]) for r in pair]
+    return [dataclasses.replace(r, seed=s) for s in replicate_seeds(p["seed"], p["seeds"]) for r in pair]
 
 
 def conv_train_config(p: dict) -> TrainConfig:
@@ -144,14 +144,52 @@ def flat_records(table: pd.DataFrame) -> list[dict]:
     return flat.round(4).reset_index().to_dict("records")
 
 
-def paired_evidence(before: np.ndarray, after: np.ndarray, before_name: str, after_name: str) -> dict:
-    """Means of a metric without and with a change, and the paired per-seed difference."""
-    diff = np.asarray(after, float) - np.asarray(before, float)
-    mean, se = mean_se(diff)
-    return {before_name: float(np.mean(before)), after_name: float(np.mean(after)),
-            "paired_diff": mean, "paired_diff_se": se, "seeds": len(diff)}
+# Margins, fixed before any result: a claimed effect must clear these (accuracy as a fraction).
+NO_CHANGE = 0.0
+CLEAN_COST_ALLOWED = -0.02   # "a small cost in clean accuracy": at most 2 points
 
 
-def noise_note(evidence: dict) -> str:
-    """Says when a difference is too small, against seed-to-seed variation, to read much into."""
-    return _noise_note(evidence["paired_diff"], evidence["paired_diff_se"], evidence["seeds"])
+def _arms(before: np.ndarray, after: np.ndarray, before_name: str, after_name: str) -> dict:
+    return {before_name: float(np.mean(before)), after_name: float(np.mean(after))}
+
+
+def compare(name: str, before: np.ndarray, after: np.ndarray, names: tuple[str, str], *,
+            direction: str, margin: float, unmeasurable: str | None = None) -> C.Claim:
+    """A claim on the paired per-seed difference ``after - before``."""
+    return C.decide(name, C.paired(before, after, unit="seed"), direction=direction, margin=margin,
+                    evidence=_arms(before, after, *names), unmeasurable=unmeasurable)
+
+
+def decide_claims(apgd_df: pd.DataFrame, df: pd.DataFrame, conv_df: pd.DataFrame | None) -> list[C.Claim]:
+    """The chapter's claims from its evaluation tables (APGD for the main recipes, PGD otherwise)."""
+    claims = [
+        compare("SRC narrows the gap between best and last robust accuracy (APGD)",
+                per_seed_gap(apgd_df, MAIN_AT, "apgd"), per_seed_gap(apgd_df, MAIN_SRC, "apgd"),
+                ("gap PGD-AT", "gap PGD-AT + SRC"), direction="less", margin=NO_CHANGE),
+        compare("SRC raises last-checkpoint robust accuracy (APGD)",
+                per_seed(apgd_df, MAIN_AT, "last", "apgd"), per_seed(apgd_df, MAIN_SRC, "last", "apgd"),
+                ("robust last PGD-AT", "robust last PGD-AT + SRC"), direction="greater", margin=NO_CHANGE),
+        compare("SRC costs at most 2 points of clean accuracy",
+                per_seed(df, MAIN_AT, "last", "clean"), per_seed(df, MAIN_SRC, "last", "clean"),
+                ("clean last PGD-AT", "clean last PGD-AT + SRC"), direction="greater",
+                margin=CLEAN_COST_ALLOWED),
+        compare("SRC is complementary to TRADES (raises its last robust accuracy, APGD)",
+                per_seed(apgd_df, TRADES, "last", "apgd"), per_seed(apgd_df, TRADES_SRC, "last", "apgd"),
+                ("robust last TRADES", "robust last TRADES + SRC"), direction="greater", margin=NO_CHANGE),
+    ]
+    if conv_df is not None:
+        pair = conv_df[conv_df.recipe.isin([MAIN_AT, MAIN_SRC])]
+        claims.append(compare(
+            "On the conv net too, SRC narrows the best-last robust gap (PGD)",
+            per_seed_gap(conv_df, MAIN_AT, "pgd"), per_seed_gap(conv_df, MAIN_SRC, "pgd"),
+            ("gap PGD-AT", "gap PGD-AT + SRC"), direction="less", margin=NO_CHANGE,
+            unmeasurable="no checkpoint has any robust accuracy" if pair["pgd"].max() == 0 else None))
+    return claims
+
+
+def alp_control(df: pd.DataFrame) -> dict:
+    """Last-checkpoint robust accuracy (PGD) of the ALP control against SRC: ALP minus SRC per seed."""
+    src, alp = per_seed(df, MAIN_SRC, "last", "pgd"), per_seed(df, ALP, "last", "pgd")
+    est = C.paired(src, alp, unit="seed")
+    return {**_arms(src, alp, "robust last SRC", "robust last ALP"), "ALP - SRC": est.value,
+            "ci": list(est.ci) if est.ci else None, "seeds": est.n}

@@ -4,26 +4,8 @@ from __future__ import annotations
 from ..params import Param, ParamSpec
 
 
-def _float_list(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
-
-
-def _check_lambdas(text: str) -> str | None:
-    try:
-        values = _float_list(text)
-    except ValueError:
-        return "expected comma-separated numbers such as '0.5,1,2'"
-    if not values or any(v < 0 for v in values):
-        return "expected at least one non-negative number"
-    return None
-
-
-def _check_taus(text: str) -> str | None:
-    try:
-        values = _float_list(text)
-    except ValueError:
-        return "expected comma-separated numbers such as '0.5,0.8'"
-    if not values or any(not 0 < v < 1 for v in values):
+def _check_taus(values: list[float]) -> str | None:
+    if any(not 0 < v < 1 for v in values):
         return "every quantile level must lie strictly between 0 and 1"
     return None
 
@@ -61,9 +43,10 @@ PARAMS = ParamSpec({
     # the regulariser and the controls
     "lam": Param(float, 1.0, min=0.0, max=100.0, help="SRC weight λ (also ALP's, for a matched control)"),
     "tau": Param(float, 0.5, min=0.01, max=0.99, help="SRC quantile level τ of the main recipe"),
-    "ablation_lambdas": Param(str, "1", full="0.5,1,2", check=_check_lambdas,
+    "ablation_lambdas": Param(list, [1.0], full=[0.5, 1.0, 2.0], item=float, min=0.0,
                               help="λ values of the PGD-AT + SRC grid"),
-    "ablation_taus": Param(str, "0.5,0.8", check=_check_taus, help="τ values of the PGD-AT + SRC grid"),
+    "ablation_taus": Param(list, [0.5, 0.8], item=float, check=_check_taus,
+                           help="τ values of the PGD-AT + SRC grid"),
     "trades_beta": Param(float, 6.0, min=0.0, max=100.0, help="TRADES trade-off β"),
     "detach_natural": Param(bool, False, help="stop SRC's gradient through the natural logits"),
     # the same comparison on a conv net and generated 32x32 colour images

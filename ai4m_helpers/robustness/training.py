@@ -89,7 +89,7 @@ class History:
                 "val_robust": np.stack(self.val_robust)}
 
 
-class _RecipeWeights:
+class RecipeWeights:
     """Per-member loss weights as tensors of shape (R,)."""
 
     def __init__(self, recipes: Sequence[Recipe], device):
@@ -110,7 +110,7 @@ def _autocast(device, enabled: bool):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
-def adversarial_step_loss(ens: Ensemble, w: _RecipeWeights, x: torch.Tensor, y: torch.Tensor,
+def adversarial_step_loss(ens: Ensemble, w: RecipeWeights, x: torch.Tensor, y: torch.Tensor,
                           cfg: TrainConfig, generator=None) -> torch.Tensor:
     """Per-member training loss (R,) on a batch x (R, B, ...), y (R, B)."""
     device = x.device
@@ -182,7 +182,7 @@ def train_recipes(ens: Ensemble, recipes: Sequence[Recipe], x_train, y_train, x_
     if len(recipes) != ens.size:
         raise ValueError(f"{len(recipes)} recipes for an ensemble of {ens.size}")
     device = x_train.device
-    w = _RecipeWeights(recipes, device)
+    w = RecipeWeights(recipes, device)
     gen = torch.Generator(device=device).manual_seed(seed)
     opt = torch.optim.SGD(ens.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)

@@ -1,0 +1,195 @@
+"""The functions that decide each chapter's claims, on small fixed inputs whose verdict is known."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from ai4m_helpers.claims import HELD, INCONCLUSIVE, NOT_HELD
+
+
+# -- chapter 1 ----------------------------------------------------------------------------------
+def _src_frames(seeds=3, conv_zero=False):
+    from ai4m_helpers.robustness import experiment as ex
+
+    rows = []
+    for s in range(seeds):
+        jitter = 0.002 * s
+        # PGD-AT overfits (best 0.60, last 0.50); SRC keeps its last checkpoint (0.60 / 0.58).
+        for recipe, best, last, clean in ((ex.MAIN_AT, 0.60, 0.50, 0.90), (ex.MAIN_SRC, 0.60, 0.58, 0.89),
+                                          (ex.TRADES, 0.62, 0.55, 0.88), (ex.TRADES_SRC, 0.62, 0.54, 0.88),
+                                          (ex.ALP, 0.6, 0.6, 0.9)):
+            for checkpoint, robust in (("best", best), ("last", last + jitter)):
+                rows.append({"recipe": recipe, "seed": s, "checkpoint": checkpoint, "clean": clean + jitter,
+                             "pgd": robust, "apgd": robust - 0.01})
+    df = pd.DataFrame(rows)
+    conv = df.assign(pgd=0.0) if conv_zero else df
+    return df, df, conv
+
+
+def test_chapter_01_claims_on_a_known_case():
+    from ai4m_helpers.robustness import experiment as ex
+
+    apgd_df, df, conv = _src_frames()
+    gap, last, clean, trades, conv_gap = ex.decide_claims(apgd_df, df, conv)
+    assert gap.verdict == HELD and gap.estimate.value == pytest.approx(-0.08)
+    assert last.verdict == HELD
+    assert clean.verdict == HELD and clean.estimate.value == pytest.approx(-0.01)   # within 2 points
+    assert trades.verdict == NOT_HELD
+    assert conv_gap.verdict == HELD
+    _, _, zero = _src_frames(conv_zero=True)
+    assert ex.decide_claims(apgd_df, df, zero)[-1].verdict == INCONCLUSIVE            # nothing to measure
+    one = ex.decide_claims(*_src_frames(seeds=1))
+    assert all(c.verdict == INCONCLUSIVE for c in one)                              # one seed, no noise
+    alp = ex.alp_control(df)
+    assert alp["ALP - SRC"] == pytest.approx(0.02 - 0.002 * 1, abs=0.01) and alp["seeds"] == 3
+
+
+def test_chapter_01_best_last_table_has_gaps_per_recipe():
+    from ai4m_helpers.robustness import experiment as ex
+
+    _, df, _ = _src_frames()
+    table = ex.best_last_table(df, "pgd")
+    assert table.loc[ex.MAIN_AT, ("gap", "mean")] == pytest.approx(0.098)
+    assert table.loc[ex.MAIN_AT, ("seeds", "n")] == 3
+    one = ex.best_last_table(_src_frames(seeds=1)[1], "pgd")
+    assert "std" not in one.columns.get_level_values(1)
+
+
+# -- chapter 2 ----------------------------------------------------------------------------------
+def test_chapter_02_claims_on_known_hits():
+    from ai4m_helpers.attribution import experiment as ex
+
+    hits = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1], float)
+    assert ex.attribution_claim(hits, chance=1 / 6).verdict == HELD            # 17/20 > 0.5
+    assert ex.attribution_claim(hits[:4], chance=1 / 6).verdict == INCONCLUSIVE  # 4 models: too few
+    assert ex.attribution_claim(np.zeros(30), chance=1 / 6).verdict == NOT_HELD
+
+    base = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 0], float)
+    better = np.ones(10)
+    knowledge = ex.knowledge_claim({"K1": base, "K2": better, "K1 pair": base, "K2 pair": better})
+    labelled, paired = knowledge.parts.values()
+    assert labelled.verdict == HELD and paired.verdict == INCONCLUSIVE      # pairs add nothing here
+    assert knowledge.verdict == INCONCLUSIVE
+
+    random_hits = np.tile(np.linspace(0.2, 0.9, 4), (12, 1))                 # accuracy grows with budget
+    ranked_hits = random_hits.copy()
+    more, ranked = ex.prompt_claims(random_hits, ranked_hits, [1, 5, 10, 40])
+    assert more.verdict == HELD and ranked.verdict == INCONCLUSIVE
+    assert more.estimate.value == pytest.approx(0.7)
+
+
+def test_chapter_02_sibling_claim():
+    from ai4m_helpers.attribution import experiment as ex
+
+    on_sibling = np.array([1, 1, 1, 1, 1, 1, 0, 1], bool)
+    assert ex.sibling_claim(on_sibling, np.full(8, 0.2)).verdict == HELD
+    assert ex.sibling_claim(np.zeros(8, bool), np.full(8, 0.2)).verdict == NOT_HELD
+    none = ex.sibling_claim(np.zeros(0, bool), np.zeros(0))
+    assert none.verdict == INCONCLUSIVE and "no errors" in none.note
+
+
+# -- chapter 4 ----------------------------------------------------------------------------------
+def test_chapter_04_claims_on_known_tables():
+    from ai4m_helpers.concepts import experiment as ex
+
+    rng = np.random.default_rng(0)
+    n = 12
+    per_neuron = pd.DataFrame({"ranking": ["dot"] * n + ["cosine"] * n,
+                               "neuron": np.r_[np.full(n, 0.5), np.full(n, 0.5)] + rng.normal(0, 0.01, 2 * n),
+                               "concept vectors": np.r_[np.full(n, 0.45), np.full(n, 0.8)] + rng.normal(0, 0.01, 2 * n),
+                               ex.SUBSETS: np.r_[np.full(n, 0.4), np.full(n, 0.6)] + rng.normal(0, 0.01, 2 * n)})
+    dot, cosine = ex.purity_claim(per_neuron, "dot"), ex.purity_claim(per_neuron, "cosine")
+    assert dot.verdict == NOT_HELD and dot.parts["vs neuron"].verdict == NOT_HELD
+    assert dot.parts[f"vs {ex.SUBSETS}"].verdict == HELD
+    assert cosine.verdict == HELD
+
+    rows = []
+    for t, per_neuron_count in ((0.3, [4, 3, 5, 4]), (0.7, [2, 1, 2, 1])):
+        rows += [{"seed": 0, "threshold": t, "start": "neuron", "direction": i, "concepts": c}
+                 for i, c in enumerate(per_neuron_count)]
+        rows += [{"seed": 0, "threshold": t, "start": "SVD direction", "direction": i, "concepts": c - 1 + i % 2}
+                 for i, c in enumerate(per_neuron_count)]
+    counts = pd.DataFrame(rows)
+    assert ex.granularity_claim(counts).verdict == HELD
+    svd = ex.svd_claim(counts, 0.3)
+    assert svd.estimate.value == pytest.approx(-0.5) and svd.estimate.unit == "direction"
+
+
+# -- chapter 7 ----------------------------------------------------------------------------------
+def _loop_result(kal_better: bool, seeds=4):
+    from ai4m_helpers.active_learning import experiment as ex
+    from ai4m_helpers.active_learning.loop import LoopResult, Member
+    from ai4m_helpers.active_learning.strategies import STRATEGIES
+
+    members = [Member(name, s, start) for start in ex.STARTS for s in range(seeds) for name in STRATEGIES]
+    rounds = 3
+    f1 = np.zeros((rounds + 1, len(members)))
+    violation = np.full((rounds + 1, len(members)), 0.2)
+    covered = np.zeros((rounds + 1, len(members)), int)
+    selection = np.full(len(members), 1.0)
+    for i, m in enumerate(members):
+        noise = 0.001 * m.seed
+        is_kal = m.strategy.startswith("kal")
+        f1[:, i] = (0.8 if is_kal == kal_better else 0.6) + noise
+        violation[:, i] = (0.1 if is_kal == kal_better else 0.3) + noise
+        covered[:, i] = [1, 2, 3, 3] if is_kal == kal_better else [1, 1, 2, 3]
+        selection[i] = 0.1 + noise if m.strategy == "kal" else 1.0 + noise
+    return LoopResult(members, rounds, [], f1, violation, covered, selection, [], [])
+
+
+def test_chapter_07_claims_are_decided_per_task():
+    from ai4m_helpers.active_learning import experiment as ex
+
+    class Task:
+        region_names = ("a", "b", "c")
+
+    good, bad = _loop_result(True), _loop_result(False)
+    claims = ex.decide_claims({"xor": good, "iris": good}, {"xor": Task, "iris": Task})
+    assert [c.verdict for c in claims] == [HELD] * 5
+    mixed = ex.decide_claims({"xor": good, "digits": bad}, {"xor": Task, "digits": Task})
+    f1_random = mixed[0]
+    assert f1_random.parts["xor"].verdict == HELD and f1_random.parts["digits"].verdict == NOT_HELD
+    assert f1_random.verdict == NOT_HELD                     # "on every task"
+    assert mixed[2].parts["digits"].verdict == NOT_HELD       # coverage decided per task too
+    record = f1_random.to_record()
+    assert [p["part"] for p in record["parts"]] == ["xor", "digits"]
+    assert len(record["parts"][0]["parts"]) == len(ex.BASELINES_F1)
+
+
+# -- chapter 8 ----------------------------------------------------------------------------------
+def _audits(seeds=2, n=200, vulnerable_group=1, balanced_helps=True):
+    from ai4m_helpers.fairness import experiment as ex
+
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], n // 2)
+    g = np.repeat([0, 1], n // 2)
+    attacked = np.arange(0, n, 2)
+    audits = []
+    for condition in ex.CONDITIONS:
+        for s in range(seeds):
+            y_pred = np.where(rng.random(n) < 0.95, y, 1 - y)
+            # balancing that helps puts both groups at the same distance
+            far = 1.0 if condition == "imbalanced" or not balanced_helps else 0.3
+            d = np.where(g[attacked] == vulnerable_group, 0.3, far) + rng.uniform(0, 0.05, len(attacked))
+            distances = {name: (d * (1.1 if "Hop" in name else 1.0), g[attacked])
+                         for name in (*ex.WHITE, ex.BLACK)}
+            audits.append(ex.Audit(condition, s, {}, y_pred, distances, 0))
+    return audits, (None, y, g, None)
+
+
+def test_chapter_08_claims_on_a_known_case():
+    from ai4m_helpers.fairness import experiment as ex
+
+    p = {"bootstrap": 200, "seed": 0, "fair_tolerance": 0.1, "large_rb": 0.2}
+    audits, test = _audits()
+    acceptable, agree, balancing = ex.decide_claims(audits, test, p)
+    assert acceptable.parts["robustness bias (DeepFool) is large"].verdict == HELD
+    assert agree.parts["imbalanced: DeepFool and HopSkipJump"].verdict == HELD
+    assert balancing.parts["robustness bias (DeepFool)"].verdict == HELD
+    flipped, _ = _audits(vulnerable_group=0, balanced_helps=False)
+    # every attack finds group 0 closer: the attacks still agree, the sign claims do not hold
+    agree = ex.agreement_claim(flipped, p)
+    assert agree.verdict == HELD
+    assert all(part.verdict == NOT_HELD for pair in agree.parts.values() for part in pair.parts.values())
+    same, _ = _audits(balanced_helps=False)
+    assert ex.balancing_claim(same, test, ex.taus_for(same), p).parts["robustness bias (DeepFool)"].verdict \
+        != HELD
