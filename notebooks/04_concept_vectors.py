@@ -202,7 +202,11 @@ per_direction
 # $\mathrm{GAP}(f(x)) \cdot v$ with respect to the input show which pixels make an image express
 # the concept. **Classes**: the directional derivative of each class logit along $v$, the
 # quantity TCAV tests, with the concept vector in place of a learned concept activation vector;
-# the TCAV score is the share of images whose logit rises along $v$.
+# the TCAV score is the share of images whose logit rises along $v$. This one is computed
+# directly rather than with Captum's `TCAV`: that class first *trains* a linear classifier to find
+# the direction from two sets of example images (a concept and random counter-examples), while
+# here the direction is already given by the clustering, and wrapping it in a classifier that
+# ignores its training data would only hide that.
 
 # %%
 with record.phase("attribution"):

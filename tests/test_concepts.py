@@ -1,8 +1,11 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from ai4m_helpers.concepts.captum_tools import class_sensitivity, concept_attribution, gap_activations
+from ai4m_helpers.concepts.captum_tools import (ConceptScore, class_sensitivity, concept_attribution,
+                                                gap_activations)
 from ai4m_helpers.concepts.evaluation import (class_mean_directions, direction_purity, purity,
                                               random_orthant_directions, random_subset_means)
 from ai4m_helpers.concepts.models import ConceptCNN
@@ -102,7 +105,18 @@ def test_captum_tools_on_a_tiny_cnn():
         expected = model.pool(model.features(x)).flatten(1).numpy()
     assert np.allclose(acts, expected, atol=1e-6)
     v = np.ones(5) / np.sqrt(5)
-    attr = concept_attribution(model, model.analysed_layer, v, x[:2], steps=8)
-    assert attr.shape == (2, 1, 8, 8) and np.abs(attr).sum() > 0
+    attr = concept_attribution(model, model.analysed_layer, v, x[:2], steps=64)
+    assert attr.shape == (2, 1, 8, 8)
+    # Integrated gradients are complete: per image they add up to score(x) - score(baseline 0).
+    score = ConceptScore(model, model.analysed_layer, v)
+    with torch.no_grad():
+        gain = (score(x[:2]) - score(torch.zeros_like(x[:2]))).squeeze(1).numpy()
+    assert np.allclose(attr.reshape(2, -1).sum(1), gain, rtol=0.05, atol=1e-4)
+    # Each class's directional derivative along v, against central finite differences.
     sens = class_sensitivity(model.head, acts, v, 3)
-    assert sens["tcav"].shape == (3,) and np.all((0 <= sens["tcav"]) & (sens["tcav"] <= 1))
+    head64 = copy.deepcopy(model.head).double()
+    a, h = torch.tensor(acts, dtype=torch.float64), 1e-6
+    with torch.no_grad():
+        fd = ((head64(a + h * torch.tensor(v)) - head64(a - h * torch.tensor(v))) / (2 * h)).numpy()
+    assert np.allclose(sens["derivative"], fd.mean(0), atol=1e-5)
+    assert np.array_equal(sens["tcav"], (fd > 0).mean(0))

@@ -138,7 +138,8 @@ def test_pgd_minimum_budget_matches_the_exact_distance_of_a_linear_model():
     x = rng.uniform(0.4, 0.6, (10, 3, 4, 4)).astype(np.float32)
     labels = model(torch.tensor(x)).argmax(1).numpy()
     exact = np.abs(x.reshape(10, -1) @ w) / np.linalg.norm(w)
-    d = pgd_min_distance(model, x, labels, eps_max=2.0, bisections=12)
+    classifier = white_box(model, 4)
+    d = pgd_min_distance(classifier, x, labels, eps_max=2.0, bisections=12, batch_size=4)
     assert np.allclose(d, exact, atol=2.0 / 2 ** 12 + 1e-3)
-    far = pgd_min_distance(model, x, labels, eps_max=1e-4, bisections=2)
+    far = pgd_min_distance(classifier, x, labels, eps_max=1e-4, bisections=2)
     assert np.all(np.isinf(far[exact > 1e-3]))                 # out of reach: +inf

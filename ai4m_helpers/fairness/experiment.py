@@ -54,10 +54,11 @@ def audit(p: dict, condition: str, seed: int, test, device) -> Audit:
     classify = lambda x: predict(model, x.astype(np.float32), device)  # noqa: E731
     distances = {}
     idx = attacked_subset(g_te, p["n_deepfool"])
-    d, _ = attack_distances(deepfool(white_box(model, p["size"], device)), classify, x_te[idx])
+    classifier = white_box(model, p["size"], device)
+    d, _ = attack_distances(deepfool(classifier), classify, x_te[idx])
     distances["DeepFool (white box)"] = (d, g_te[idx])
     distances["PGD minimum budget (white box)"] = (
-        pgd_min_distance(model, x_te[idx], y_pred[idx], steps=p["pgd_steps"], device=device), g_te[idx])
+        pgd_min_distance(classifier, x_te[idx], y_pred[idx], steps=p["pgd_steps"]), g_te[idx])
     service = LabelOnlyService(model, device)
     idx = attacked_subset(g_te, p["n_hsj"])
     hsj = hop_skip_jump(service.art(p["size"]), p["hsj_iter"], p["hsj_max_eval"])
