@@ -81,6 +81,7 @@ import pandas as pd
 
 from ai4m_helpers.attribution import PARAMS, experiment as ex, plots
 from ai4m_helpers.attribution.api import quiet_transformers
+from ai4m_helpers.attribution.features import make_featurizer
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
 
@@ -109,14 +110,36 @@ quiet_transformers()
 # with internet. Zoos are cached on disk, keyed by their settings: a second run skips the training.
 
 # %%
-with record.phase("zoo, queries, attributors"):
-    runs = ex.run_all(P, DEVICE)
-zoo = runs[0].zoo
+with record.phase("zoos"):
+    zoos = ex.build(P, DEVICE)
+zoo = zoos[0]
 fig, ax = plt.subplots(figsize=(10, 3.6))
 plots.family_tree(ax, zoo)
 ax.set_title(f"the zoo of seed {zoo.settings.seed}: bases coloured by family, descendants below", fontsize=10)
 plt.show()
 pd.DataFrame(zoo.tree()).set_index("base")
+
+# %% [markdown]
+# ## Asking, attributing, scoring
+#
+# Per zoo, three steps. **Ask**: the auditor's own models (bases and the labelled zoo) answer as
+# often as needed; each held-out fine-tune answers every query prompt once, through a service that
+# counts the queries. **Attribute**: for each knowledge level, one classifier per base is fitted on
+# the auditor's side and scores the held-out answers. **Score with the bases**: every held-out
+# answer's likelihood under every base (for the perplexity heuristic), and the base-only ranking of
+# prompts used in the budget curves below.
+
+# %%
+featurizer = make_featurizer(P["featurizer"], P["encoder"], DEVICE)
+runs = []
+for zoo in zoos:
+    with record.phase("queries"):
+        answers = ex.query(P, zoo, DEVICE)
+    with record.phase("attributors"):
+        probs = ex.attribute(answers, featurizer)
+    with record.phase("perplexity and ranking"):
+        nll, tokens, ranking = ex.score_with_bases(answers)
+    runs.append(ex.assemble(answers, probs, nll, tokens, ranking))
 
 # %% [markdown]
 # ## What the models say
@@ -294,7 +317,6 @@ record.add_metrics(accuracy=accuracy.reset_index().to_dict("records"),
                    accuracy_by_finetuning=by_strength.reset_index().astype({"fine-tuning": str}).to_dict("records"),
                    chance=chance, queries_to_held_out_models=queries,
                    per_base=per_base.reset_index().to_dict("records"),
-                   sibling_errors=siblings,
-                   seconds_per_zoo=[run.seconds for run in runs])
+                   sibling_errors=siblings)
 saved = record.save(P["results_path"])
 print(f"total {saved['timings_s']['total']:.1f} s; phases {saved['timings_s']}")

@@ -68,12 +68,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from scipy.cluster.hierarchy import dendrogram, linkage
 
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
 from ai4m_helpers.runtime import replicate_seeds
-from ai4m_helpers.concepts import PARAMS, experiment as ex
+from ai4m_helpers.concepts import PARAMS, experiment as ex, plots
 from ai4m_helpers.concepts.captum_tools import class_sensitivity, concept_attribution
 from ai4m_helpers.concepts.pipeline import top_images
 
@@ -118,35 +117,15 @@ run = runs[0]
 splits = run.neuron_splits["dot"]
 unit_pos = int(np.argmax([s.n_concepts for s in splits]))
 unit, split = run.live[unit_pos], splits[unit_pos]
-top_acts = run.probe_acts[split.top]
 fig, ax = plt.subplots(figsize=(8, 3))
-dendrogram(linkage(top_acts, method="ward"), ax=ax, no_labels=True, color_threshold=split.cut)
-ax.axhline(split.cut, color="k", ls="--", lw=1)
-ax.set_title(f"neuron {unit}: Ward dendrogram of its top {P['top_n']} probe images; "
-             f"the cut gives {split.k} clusters, {split.n_concepts} kept")
+plots.dendrogram_with_cut(ax, run.probe_acts, split, unit)
 plt.show()
 
 # %%
-def show_images(ax_row, images, titles):
-    for ax, img, title in zip(ax_row, images, titles):
-        ax.imshow(img.transpose(1, 2, 0).squeeze(), cmap="gray_r" if img.shape[0] == 1 else None)
-        ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-        ax.set_title(title, fontsize=8)
-
 x_eval = run.data["x"][run.data["split"]["eval"]]
-names = run.data["attributes"][ATTRIBUTE][run.data["split"]["eval"]]
 label_text = run.data["classes"]
-rows = 1 + split.n_concepts
-fig, axes = plt.subplots(rows, 8, figsize=(9, 1.3 * rows))
-order = top_images(run.eval_acts, np.eye(run.eval_acts.shape[1])[unit], 8)
-show_images(axes[0], x_eval[order], [label_text[names[i]] for i in order])
-axes[0, 0].set_ylabel("neuron", fontsize=9)
-for c, v in enumerate(split.vectors, 1):
-    order = top_images(run.eval_acts, v, 8)
-    show_images(axes[c], x_eval[order], [label_text[names[i]] for i in order])
-    axes[c, 0].set_ylabel(f"concept {c}", fontsize=9)
-fig.suptitle("Top evaluation images: the neuron (first row) and each of its concept vectors", fontsize=10)
-plt.tight_layout()
+eval_labels = [label_text[i] for i in run.data["attributes"][ATTRIBUTE][run.data["split"]["eval"]]]
+plots.top_images_by_direction(x_eval, eval_labels, run.eval_acts, unit, split)
 plt.show()
 
 # %% [markdown]
@@ -183,15 +162,7 @@ purity_summary
 with record.phase("counts"):
     counts = pd.concat([ex.concept_counts(r, P) for r in runs])
 per_direction = counts.groupby(["threshold", "start"])["concepts"].mean().unstack()
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-per_direction.plot(marker="o", ax=axes[0])
-axes[0].set_ylabel("concepts per direction"), axes[0].set_xlabel("threshold (fraction of the model scale)")
-main = counts[counts.threshold == P["threshold"]]
-bins = np.arange(0, main.concepts.max() + 2) - 0.5
-for start, group in main.groupby("start"):
-    axes[1].hist(group.concepts, bins=bins, alpha=0.6, label=start)
-axes[1].set_xlabel(f"concepts per direction at threshold {P['threshold']}"), axes[1].legend()
-plt.tight_layout()
+plots.granularity(counts, per_direction, P["threshold"])
 plt.show()
 per_direction
 
@@ -215,12 +186,8 @@ with record.phase("attribution"):
     images = torch.tensor(x_eval[order], device=DEVICE)
     attr = concept_attribution(run.model, run.model.analysed_layer, v, images)
     sens = class_sensitivity(run.model.head, run.eval_acts, v, len(label_text), DEVICE)
-fig, axes = plt.subplots(2, 4, figsize=(7, 3.6))
-show_images(axes[0], x_eval[order], [label_text[names[i]] for i in order])
-for ax, a in zip(axes[1], attr):
-    ax.imshow(a.sum(0), cmap="bwr", vmin=-np.abs(a).max(), vmax=np.abs(a).max())
-    ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-fig.suptitle(f"neuron {unit}, concept 1: top images and their integrated-gradients maps", fontsize=10)
+plots.attribution_maps(x_eval[order], [eval_labels[i] for i in order], attr,
+                       f"neuron {unit}, concept 1: top images and their integrated-gradients maps")
 plt.show()
 pd.DataFrame({"class": label_text, "TCAV score": sens["tcav"],
               "mean directional derivative": sens["derivative"]}).sort_values(

@@ -73,14 +73,12 @@ large_rb = None
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
 from ai4m_helpers.runtime import replicate_seeds
-from ai4m_helpers.fairness import PARAMS, experiment as ex
-from ai4m_helpers.fairness.metrics import confusion_by_group
+from ai4m_helpers.fairness import PARAMS, experiment as ex, plots
 
 P, DEVICE, record = start_chapter("08", PARAMS, globals())   # refuses bad values before any work
 
@@ -99,13 +97,7 @@ P, DEVICE, record = start_chapter("08", PARAMS, globals())   # refuses bad value
 # %%
 test = ex.test_set(P)
 x_test, y_test, g_test, _ = test
-fig, axes = plt.subplots(2, 6, figsize=(9, 3.4))
-for row, g in enumerate((0, 1)):
-    picks = [np.flatnonzero((g_test == g) & (y_test == y))[:3] for y in (0, 1)]
-    for ax, i in zip(axes[row], np.concatenate(picks)):
-        ax.imshow(x_test[i].transpose(1, 2, 0)), ax.axis("off")
-        ax.set_title(f"group {g}, {'fake' if y_test[i] else 'genuine'}", fontsize=8)
-plt.tight_layout()
+plots.example_faces(x_test, y_test, g_test)
 plt.show()
 
 # %% [markdown]
@@ -122,14 +114,18 @@ plt.show()
 
 # %%
 audits = []
-with record.phase("audit"):
-    for condition in ex.CONDITIONS:
-        for s in replicate_seeds(P["seed"], P["seeds"]):
-            audits.append(ex.audit(P, condition, s, test, DEVICE))
-            a = audits[-1]
-            print(f"{condition:10s} seed {s}: accuracy {a.accuracy['all']:.3f} "
-                  f"(group 0 {a.accuracy['group 0']:.3f}, group 1 {a.accuracy['group 1']:.3f}); "
-                  f"{a.queries} queries to the service")
+for condition in ex.CONDITIONS:
+    for s in replicate_seeds(P["seed"], P["seeds"]):
+        with record.phase("train"):
+            model = ex.train(P, condition, s, DEVICE)
+            y_pred, accuracy = ex.decide(model, test, DEVICE)
+        with record.phase("white-box attacks"):
+            white = ex.white_box_distances(P, model, test, y_pred, DEVICE)
+        with record.phase("black-box attack"):
+            black, queries = ex.black_box_distances(P, model, test, y_pred, s, DEVICE)
+        audits.append(ex.Audit(condition, s, accuracy, y_pred, {**white, **black}, queries))
+        print(f"{condition:10s} seed {s}: accuracy {accuracy['all']:.3f} (group 0 {accuracy['group 0']:.3f}, "
+              f"group 1 {accuracy['group 1']:.3f}); {queries} queries to the service")
 
 # %% [markdown]
 # ## Group fairness of the decisions (AIF360)
@@ -145,18 +141,8 @@ fairness = ex.fairness_of(audits, test, P["bootstrap"], P["seed"])
 fairness.round(3)
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.6))
-for col, (condition, g) in enumerate([(c, g) for c in ex.CONDITIONS for g in (0, 1)]):
-    a = next(a for a in audits if a.condition == condition)
-    m = confusion_by_group(y_test, a.y_pred, g_test)[g]
-    axes[col].imshow(m / m.sum(1, keepdims=True), cmap="Blues", vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(m):
-        axes[col].text(j, i, v, ha="center", va="center", fontsize=9)
-    axes[col].set_xticks([0, 1], ["genuine", "fake"]), axes[col].set_yticks([0, 1], ["genuine", "fake"])
-    axes[col].set_title(f"{condition}, group {g}", fontsize=9)
-    axes[col].grid(False)
-fig.suptitle("Confusion matrices per group (rows: truth, columns: verdict)", fontsize=10)
-plt.tight_layout()
+plots.confusion_per_group(y_test, g_test, {c: [a.y_pred for a in ex.of_condition(audits, c)]
+                                           for c in ex.CONDITIONS})
 plt.show()
 
 # %% [markdown]
@@ -172,17 +158,7 @@ plt.show()
 taus = ex.taus_for(audits)
 rb = {(c, name): ex.robustness_bias_of(ex.of_condition(audits, c), name, taus)
       for c in ex.CONDITIONS for name in audits[0].distances}
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
-for ax, condition in zip(axes, ex.CONDITIONS):
-    for name in audits[0].distances:
-        s = rb[(condition, name)]
-        line, = ax.plot(taus, s["curve_privileged"], label=f"{name}: group 0")
-        ax.plot(taus, s["curve_unprivileged"], ls="--", color=line.get_color(), label=f"{name}: group 1")
-    ax.set_title(f"detector trained on {condition} data", fontsize=10)
-    ax.set_xlabel("perturbation budget τ (L2)")
-axes[0].set_ylabel("R_g(τ): share not yet flipped")
-axes[1].legend(fontsize=7)
-plt.tight_layout()
+plots.robustness_curves(rb, ex.CONDITIONS, list(audits[0].distances), taus)
 plt.show()
 rb_table = pd.DataFrame({k: {m: v for m, v in s.items() if not m.startswith(("taus", "curve"))}
                          for k, s in rb.items()}).T

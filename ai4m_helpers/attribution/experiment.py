@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +17,6 @@ import numpy as np
 from .. import claims as C
 from ..runtime import replicate_seeds
 from . import api, attributors as att, corpora
-from .features import make_featurizer
 from .zoo import Zoo, ZooSettings, build_zoos
 
 if TYPE_CHECKING:
@@ -45,7 +43,6 @@ class ZooRun:
     ranking: np.ndarray                    # query prompts, most base-disagreeing first
     queries_to_test_models: int
     samples: dict                          # a few responses for display
-    seconds: dict
 
     def attribute(self, method: str, prompts=None) -> np.ndarray:
         if method == "perplexity":
@@ -56,69 +53,84 @@ class ZooRun:
         return float((self.attribute(method, prompts) == self.truth).mean())
 
 
-def run_all(P: dict, device, log=print) -> list[ZooRun]:
-    start = time.perf_counter()
-    zoos = build_zoos(zoo_settings(P), P["cache_dir"] or None, device, log)
-    build_s = time.perf_counter() - start
-    featurizer = make_featurizer(P["featurizer"], P["encoder"], device)
-    runs = []
-    for zoo in zoos:
-        runs.append(run_zoo(P, zoo, featurizer, device))
-        runs[-1].seconds["zoo build (all zoos)"] = build_s
-        log(f"zoo seed {zoo.settings.seed}: " + ", ".join(
-            f"{m} {runs[-1].accuracy(m):.2f}" for m in (*att.LEVELS, "perplexity")))
-    return runs
+def build(P: dict, device, log=print) -> list[Zoo]:
+    """Step 1: the zoos, one per replicate seed (read from the cache when built before)."""
+    return build_zoos(zoo_settings(P), P["cache_dir"] or None, device, log)
 
 
-def _responses(services: dict, names, prompts) -> dict[str, list[str]]:
-    return {n: services[n].query(prompts) for n in names}
+@dataclasses.dataclass
+class Answers:
+    """Everything the auditor asked and heard for one zoo."""
+
+    zoo: Zoo
+    services: dict                         # model name -> LMService
+    bases: list[str]
+    train_prompts: list[str]
+    query_prompts: list[str]
+    base_train: tuple[dict, dict]          # two independent samples of each base's answers
+    base_query: dict
+    zoo_train: dict                        # labelled zoo's answers to the training prompts
+    test_query: dict                       # held-out models' answers to the query prompts
+    queries: int                           # queries to held-out models
 
 
-def run_zoo(P: dict, zoo: Zoo, featurizer, device) -> ZooRun:
-    t0 = time.perf_counter()
+def query(P: dict, zoo: Zoo, device) -> Answers:
+    """Step 2: ask. The auditor's own side (bases, labelled zoo) answers as often as needed: each
+    base answers the training prompts twice and the query prompts once, in one batched call. The
+    held-out fine-tunes, the scarce side, answer each query prompt once, through counting services."""
     seed = zoo.settings.seed
     pool = corpora.prompt_pool(random.Random(seed + 55), P["train_prompts"] + P["query_prompts"])
     train_prompts, query_prompts = pool[:P["train_prompts"]], pool[P["train_prompts"]:]
     bases = [b.name for b in zoo.bases]
-    zoo_models, test_models = zoo.split("zoo"), zoo.split("test")
     names = bases + [f.name for f in zoo.finetunes]
     services = {n: api.LMService.open(zoo.model_dir(n), P["response_tokens"], seed * 1000 + i, device)
                 for i, n in enumerate(names)}
-    t1 = time.perf_counter()
-    # The auditor's own side: bases and the labelled zoo (public models), as often as needed.
-    # Each base answers the training prompts twice (independent samples) and the query prompts
-    # once, in one batched call.
     n = len(train_prompts)
     base_all = _responses(services, bases, train_prompts + train_prompts + query_prompts)
-    base1 = {b: r[:n] for b, r in base_all.items()}
-    base2 = {b: r[n:2 * n] for b, r in base_all.items()}
-    base_query = {b: r[2 * n:] for b, r in base_all.items()}
-    zoo_train = _responses(services, [f.name for f in zoo_models], train_prompts)
-    # The scarce side: held-out fine-tunes, each asked every query prompt once.
-    test_query = _responses(services, [f.name for f in test_models], query_prompts)
-    queries = sum(services[f.name].queries for f in test_models)
-    t2 = time.perf_counter()
+    test_models = [f.name for f in zoo.split("test")]
+    test_query = _responses(services, test_models, query_prompts)
+    return Answers(zoo, services, bases, train_prompts, query_prompts,
+                   ({b: r[:n] for b, r in base_all.items()}, {b: r[n:2 * n] for b, r in base_all.items()}),
+                   {b: r[2 * n:] for b, r in base_all.items()},
+                   _responses(services, [f.name for f in zoo.split("zoo")], train_prompts), test_query,
+                   sum(services[m].queries for m in test_models))
 
-    featurizer.fit([t for r in (*base1.values(), *base2.values(), *zoo_train.values()) for t in r])
+
+def attribute(answers: Answers, featurizer) -> dict[str, np.ndarray]:
+    """Step 3: fit each knowledge level's one-vs-rest classifiers on the auditor's side and score
+    the held-out models' answers: level -> (held-out models, bases, query prompts)."""
+    a, zoo_models = answers, answers.zoo.split("zoo")
+    featurizer.fit([t for r in (*a.base_train[0].values(), *a.base_train[1].values(), *a.zoo_train.values())
+                    for t in r])
     F = featurizer.transform
-    feats = {"base1": [F(base1[b]) for b in bases], "base2": [F(base2[b]) for b in bases],
-             "zoo": [F(zoo_train[f.name]) for f in zoo_models],
-             "zoo_base": [bases.index(f.base) for f in zoo_models]}
-    q_base = [F(base_query[b]) for b in bases]
-    q_test = [F(test_query[f.name]) for f in test_models]
-    probs = {level: att.train_and_score(level, feats, q_base, q_test, seed) for level in att.LEVELS}
-    t3 = time.perf_counter()
+    feats = {"base1": [F(a.base_train[0][b]) for b in a.bases], "base2": [F(a.base_train[1][b]) for b in a.bases],
+             "zoo": [F(a.zoo_train[f.name]) for f in zoo_models],
+             "zoo_base": [a.bases.index(f.base) for f in zoo_models]}
+    q_base = [F(a.base_query[b]) for b in a.bases]
+    q_test = [F(responses) for responses in a.test_query.values()]
+    return {level: att.train_and_score(level, feats, q_base, q_test, a.zoo.settings.seed) for level in att.LEVELS}
 
-    nll, tokens = _perplexities(services, bases, [test_query[f.name] for f in test_models])
-    ranking = np.argsort(-att.disagreement(_per_char_nll(services, bases, base_query)), kind="stable")
-    t4 = time.perf_counter()
-    samples = {"prompts": query_prompts[:4],
-               **{b: base_query[b][:4] for b in bases},
-               **{f.name: test_query[f.name][:4] for f in test_models}}
-    return ZooRun(zoo, bases, [f.name for f in test_models],
-                  np.array([bases.index(f.base) for f in test_models]), probs, nll, tokens, ranking,
-                  queries, samples,
-                  {"load models": t1 - t0, "query": t2 - t1, "attributors": t3 - t2, "perplexity": t4 - t3})
+
+def score_with_bases(answers: Answers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 4: every held-out answer's NLL under every base (for the perplexity heuristic), and
+    the query prompts ranked by base-only disagreement (most disagreeing first)."""
+    nll, tokens = _perplexities(answers.services, answers.bases, list(answers.test_query.values()))
+    disagreement = att.disagreement(_per_char_nll(answers.services, answers.bases, answers.base_query))
+    return nll, tokens, np.argsort(-disagreement, kind="stable")
+
+
+def assemble(answers: Answers, probs, nll, tokens, ranking) -> ZooRun:
+    """The zoo's results in one object the summaries below read."""
+    a = answers
+    tests = a.zoo.split("test")
+    samples = {"prompts": a.query_prompts[:4], **{b: a.base_query[b][:4] for b in a.bases},
+               **{name: r[:4] for name, r in a.test_query.items()}}
+    return ZooRun(a.zoo, a.bases, [f.name for f in tests], np.array([a.bases.index(f.base) for f in tests]),
+                  probs, nll, tokens, ranking, a.queries, samples)
+
+
+def _responses(services: dict, names, prompts) -> dict[str, list[str]]:
+    return {n: services[n].query(prompts) for n in names}
 
 
 def _perplexities(services, bases, responses: list[list[str]]):

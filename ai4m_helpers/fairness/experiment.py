@@ -14,6 +14,8 @@ from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, more_vu
                               robustness_bias, starting_points)
 
 CONDITIONS = ("imbalanced", "balanced")
+WHITE = ("DeepFool (white box)", "PGD minimum budget (white box)")
+BLACK = "HopSkipJump (label-only service)"
 
 
 @dataclasses.dataclass
@@ -43,29 +45,53 @@ def attacked_subset(group: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([np.flatnonzero(group == g)[:half] for g in (0, 1)])
 
 
-def audit(p: dict, condition: str, seed: int, test, device) -> Audit:
+def train(p: dict, condition: str, seed: int, device):
+    """Step 1: the detector, trained on this condition's data."""
     x_tr, y_tr, _, _ = train_set(p, condition, seed)
-    model = train_detector(x_tr, y_tr, p["epochs"], seed, device, p["width"])
+    return train_detector(x_tr, y_tr, p["epochs"], seed, device, p["width"])
+
+
+def decide(model, test, device) -> tuple[np.ndarray, dict]:
+    """Step 2: its verdicts on the test set, and accuracy overall and per group."""
     x_te, y_te, g_te, _ = test
     y_pred = predict(model, x_te, device)
     acc = {"all": float((y_pred == y_te).mean()),
            **{f"group {g}": float((y_pred[g_te == g] == y_te[g_te == g]).mean()) for g in (0, 1)}}
-    rng = np.random.default_rng(seed)
-    classify = lambda x: predict(model, x.astype(np.float32), device)  # noqa: E731
-    distances = {}
+    return y_pred, acc
+
+
+def white_box_distances(p: dict, model, test, y_pred: np.ndarray, device) -> dict:
+    """Step 3: DeepFool and the PGD minimum-budget search on a balanced subset of test images."""
+    x_te, _, g_te, _ = test
     idx = attacked_subset(g_te, p["n_deepfool"])
     classifier = white_box(model, p["size"], device)
-    d, _ = attack_distances(deepfool(classifier), classify, x_te[idx])
-    distances["DeepFool (white box)"] = (d, g_te[idx])
-    distances["PGD minimum budget (white box)"] = (
-        pgd_min_distance(classifier, x_te[idx], y_pred[idx], steps=p["pgd_steps"]), g_te[idx])
+    d, _ = attack_distances(deepfool(classifier), _classify(model, device), x_te[idx])
+    return {WHITE[0]: (d, g_te[idx]),
+            WHITE[1]: (pgd_min_distance(classifier, x_te[idx], y_pred[idx], steps=p["pgd_steps"]), g_te[idx])}
+
+
+def black_box_distances(p: dict, model, test, y_pred: np.ndarray, seed: int, device) -> tuple[dict, int]:
+    """Step 4: HopSkipJump against the label-only service; returns the distances and the queries."""
+    x_te, _, g_te, _ = test
     service = LabelOnlyService(model, device)
     idx = attacked_subset(g_te, p["n_hsj"])
     hsj = hop_skip_jump(service.art(p["size"]), p["hsj_iter"], p["hsj_max_eval"])
-    start = starting_points(x_te, y_pred, y_pred[idx], rng)
-    d, _ = attack_distances(hsj, classify, x_te[idx], x_adv_init=start)
-    distances["HopSkipJump (label-only service)"] = (d, g_te[idx])
-    return Audit(condition, seed, acc, y_pred, distances, service.queries)
+    start = starting_points(x_te, y_pred, y_pred[idx], np.random.default_rng(seed))
+    d, _ = attack_distances(hsj, _classify(model, device), x_te[idx], x_adv_init=start)
+    return {BLACK: (d, g_te[idx])}, service.queries
+
+
+def _classify(model, device):
+    return lambda x: predict(model, x.astype(np.float32), device)
+
+
+def audit(p: dict, condition: str, seed: int, test, device) -> Audit:
+    """The four steps for one condition and seed."""
+    model = train(p, condition, seed, device)
+    y_pred, acc = decide(model, test, device)
+    distances = white_box_distances(p, model, test, y_pred, device)
+    black, queries = black_box_distances(p, model, test, y_pred, seed, device)
+    return Audit(condition, seed, acc, y_pred, {**distances, **black}, queries)
 
 
 def taus_for(audits: list[Audit], points: int = 200) -> np.ndarray:
@@ -121,8 +147,6 @@ def output_acceptable(fair_values: dict, tolerance: float) -> bool:
 
 # -- the claims; margins are the parameters `fair_tolerance` and `large_rb` (fixed before the run),
 # the four-fifths range for disparate impact, and 0 for "reduces" and "which group".
-WHITE = ("DeepFool (white box)", "PGD minimum budget (white box)")
-BLACK = "HopSkipJump (label-only service)"
 UNIT = "test image"
 
 

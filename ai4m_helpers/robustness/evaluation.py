@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..art_tools import art_classifier, quiet_progress
