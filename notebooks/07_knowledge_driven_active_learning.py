@@ -171,7 +171,8 @@ if "digits" in results:
 
 # %% tags=["remove-cell"]
 if "xor" in results:
-    from ai4m_helpers.active_learning.models import StackedMLP, Trainer
+    from ai4m_helpers.active_learning.models import StackedMLP
+    from ai4m_helpers.active_learning.train import Trainer
 
     xor = task_objs["xor"]
     model_labels = np.zeros(len(xor.x_pool), dtype=bool)

@@ -4,10 +4,11 @@ import torch
 
 from ai4m_helpers.active_learning import strategies as S
 from ai4m_helpers.active_learning.loop import LoopConfig, Member, run_loop
-from ai4m_helpers.active_learning.models import StackedMLP, Trainer
+from ai4m_helpers.active_learning.models import StackedMLP
+from ai4m_helpers.active_learning.train import Trainer
 from ai4m_helpers.active_learning.rules import (InputPredicate, KnowledgeBase, P, RuleError,
                                                  parse_rule)
-from ai4m_helpers.active_learning.tasks import (ATTRIBUTES, biased_initial, digits_task, iris_task,
+from ai4m_helpers.active_learning.data import (ATTRIBUTES, biased_initial, digits_task, iris_task,
                                                  xor_task)
 
 A, B = torch.tensor([0.0, 1.0, 0.3, 1.0]), torch.tensor([0.0, 0.0, 0.5, 1.0])
@@ -142,7 +143,8 @@ def test_tasks_have_consistent_labels_and_rules():
 
 def test_stacked_members_with_the_same_seed_start_equal_and_train_independently():
     model = StackedMLP([3, 3, 4], 2, 8, 1, dropout=0.0)
-    assert torch.equal(model.w1[0], model.w1[1]) and not torch.equal(model.w1[0], model.w1[2])
+    w = model.stack.params["hidden.weight"]
+    assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
     x = torch.rand(3, 6, 2)
     y = torch.zeros(3, 6, 1)
     y[1] = 1.0                                          # member 1 learns something else

@@ -7,7 +7,8 @@ import torch
 
 pytest.importorskip("transformers")
 
-from ai4m_helpers.attribution import PARAMS, api, attributors as att, corpora, zoo as zoo_mod  # noqa: E402
+from ai4m_helpers.attribution import PARAMS, api, attributors as att, data as corpora, zoo as zoo_mod
+from ai4m_helpers.attribution import models as lm, train as lm_train  # noqa: E402
 from ai4m_helpers.attribution.features import TfidfFeaturizer, pair_features  # noqa: E402
 from ai4m_helpers.params import ParameterError  # noqa: E402
 
@@ -16,14 +17,14 @@ TEXT = corpora.dialogue(random.Random(0), 6000)
 
 @pytest.fixture(scope="module")
 def tiny():
-    tokenizer = zoo_mod.train_tokenizer(TEXT, 300)
-    model = zoo_mod.new_model(len(tokenizer), 16, 1, 32, seed=0).eval()
+    tokenizer = lm.train_tokenizer(TEXT, 300)
+    model = lm.new_model(len(tokenizer), 16, 1, 32, seed=0).eval()
     return model, tokenizer
 
 
 def test_perplexity_of_a_zeroed_model_is_the_vocabulary_size(tiny):
     model, tokenizer = tiny
-    zeroed = zoo_mod.new_model(len(tokenizer), 16, 1, 32, seed=0).eval()
+    zeroed = lm.new_model(len(tokenizer), 16, 1, 32, seed=0).eval()
     with torch.no_grad():
         for p in zeroed.parameters():
             p.zero_()                      # every logit 0: a uniform next-token distribution
@@ -55,31 +56,35 @@ def test_service_counts_queries_and_returns_text_only(tiny):
 def test_train_together_learns_and_keeps_members_apart(tiny):
     _, tokenizer = tiny
     stream = torch.tensor(tokenizer(TEXT)["input_ids"])
-    models = [zoo_mod.new_model(len(tokenizer), 16, 1, 32, seed=s) for s in (0, 1)]
+    models = [lm.new_model(len(tokenizer), 16, 1, 32, seed=s) for s in (0, 1)]
     before = api.perplexity(models[0], tokenizer, [TEXT[:200]])
-    trained = zoo_mod.train_together(models, [stream, stream], steps=[30, 0], lrs=[1e-2, 1e-2],
+    trained = lm_train.train_together(models, [stream, stream], steps=[30, 0], lrs=[1e-2, 1e-2],
                                       batch=8, context=32, device="cpu", seed=0)
     assert api.perplexity(trained[0], tokenizer, [TEXT[:200]]) < before
-    fresh = zoo_mod.new_model(len(tokenizer), 16, 1, 32, seed=1)
+    fresh = lm.new_model(len(tokenizer), 16, 1, 32, seed=1)
     for a, b in zip(trained[1].parameters(), fresh.parameters()):   # zero steps: unchanged
         assert torch.equal(a, b)
     assert trained[0].lm_head.weight is trained[0].transformer.wte.weight   # still tied
 
 
-def test_the_vmapped_loss_and_gradient_match_each_model_run_alone(tiny):
-    from torch.func import grad, vmap
-
+def test_the_stacked_loss_and_gradient_match_each_model_run_alone(tiny):
     _, tokenizer = tiny
-    models = [zoo_mod.new_model(len(tokenizer), 16, 1, 12, seed=s) for s in (0, 1)]
+    models = [lm.new_model(len(tokenizer), 16, 1, 12, seed=s) for s in (0, 1)]
     ids = torch.randint(0, len(tokenizer), (2, 3, 12), generator=torch.Generator().manual_seed(0))
-    params, buffers, loss_one = zoo_mod.stack_for_vmap(models, batch=3, context=12, device="cpu")
-    losses = vmap(loss_one)(params, buffers, ids)
-    grads = vmap(grad(loss_one))(params, buffers, ids)
+    stack = lm_train.lm_stack(models)
+    losses = lm_train.causal_lm_loss(stack, ids)
+    losses.sum().backward()
     for r, model in enumerate(models):
         out = model(input_ids=ids[r], labels=ids[r])   # plain forward: GPT-2's causal mask, tied head
         out.loss.backward()
         assert losses[r].item() == pytest.approx(out.loss.item(), rel=1e-5)
-        assert torch.allclose(grads["transformer.wte.weight"][r], model.transformer.wte.weight.grad, atol=1e-6)
+        assert torch.allclose(stack.params["transformer.wte.weight"].grad[r], model.transformer.wte.weight.grad,
+                              atol=1e-6)
+
+
+def test_warm_down_is_per_member_and_stops_at_each_members_steps():
+    lr = lm_train.warm_down(3, torch.tensor([4, 2]), torch.tensor([1.0, 1.0]))
+    assert lr.tolist() == [0.5, 0.0]
 
 
 def test_a_zoo_model_survives_save_and_reload(tiny, tmp_path):

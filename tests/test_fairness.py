@@ -7,7 +7,7 @@ from torch import nn
 
 from ai4m_helpers.data.faces import load_image_folder, make_faces
 from ai4m_helpers.fairness import PARAMS
-from ai4m_helpers.fairness.detector import LabelOnlyService, white_box
+from ai4m_helpers.fairness.models import LabelOnlyService, white_box
 from ai4m_helpers.fairness.metrics import (METRICS, aif360_metrics, confusion_by_group, fairness_table,
                                            numpy_metrics)
 from ai4m_helpers.fairness.robustness_bias import (attack_distances, deepfool, robustness_bias,

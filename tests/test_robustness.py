@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from ai4m_helpers.robustness import training
+from ai4m_helpers.robustness import train as training
 from ai4m_helpers.robustness.attacks import pgd_linf
-from ai4m_helpers.robustness.ensemble import Ensemble
+from ai4m_helpers.many_models import ModelStack
 from ai4m_helpers.robustness.evaluation import expected_calibration_error
 from ai4m_helpers.robustness.models import MLP, ConvNet
 from ai4m_helpers.robustness.objectives import alp_loss, cross_entropy, pinball, src_loss, trades_kl
-from ai4m_helpers.robustness.training import Recipe, TrainConfig, train_recipes
+from ai4m_helpers.robustness.train import Recipe, TrainConfig, train_recipes
 
 Z_NAT = [[2.0, 0.5, -1.0], [0.2, 1.5, 0.0]]
 Z_ADV = [[0.5, 1.5, -1.0], [0.1, 1.9, 0.3]]
@@ -80,7 +80,7 @@ def test_ece_on_a_known_case():
 
 @pytest.mark.parametrize("make", [lambda: MLP(64, 16, 2, 10), lambda: ConvNet(3, 8, 10)])
 def test_ensemble_members_are_independent_and_extractable(make):
-    ens = Ensemble(make, [1, 2, 3])
+    ens = ModelStack.from_seeds(make, [1, 2, 3])
     shape = (64,) if isinstance(make(), MLP) else (3, 32, 32)
     x = torch.rand(3, 5, *shape)
     out = ens(x)
@@ -93,7 +93,7 @@ def test_ensemble_members_are_independent_and_extractable(make):
 
 
 def test_ensemble_of_one_matches_a_plain_module():
-    ens = Ensemble(lambda: MLP(64, 16, 2, 10), [4])
+    ens = ModelStack.from_seeds(lambda: MLP(64, 16, 2, 10), [4])
     x = torch.rand(1, 6, 64)
     assert torch.allclose(ens(x)[0], ens.member(0)(x[0]), atol=1e-6)
 
@@ -107,7 +107,7 @@ def test_recipe_checks_its_arguments():
 
 
 def test_best_and_last_checkpoints_are_tracked_per_member(monkeypatch):
-    ens = Ensemble(lambda: MLP(4, 3, 1, 2), [0, 1])
+    ens = ModelStack.from_seeds(lambda: MLP(4, 3, 1, 2), [0, 1])
     scripted = iter([np.array([0.5, 0.2]), np.array([0.4, 0.6]), np.array([0.7, 0.6])])
     monkeypatch.setattr(training, "robust_accuracy", lambda *a, **k: next(scripted))
     monkeypatch.setattr(training, "clean_accuracy", lambda *a, **k: np.array([0.9, 0.9]))
@@ -136,7 +136,7 @@ def test_training_is_deterministic_and_mixes_recipes():
     cfg = TrainConfig(epochs=3, batch_size=16, eval_every=1, train_steps=2, eval_steps=2)
 
     def run():
-        ens = Ensemble(lambda: MLP(64, 16, 1, 10), [0, 1, 2, 3])
+        ens = ModelStack.from_seeds(lambda: MLP(64, 16, 1, 10), [0, 1, 2, 3])
         return train_recipes(ens, recipes, x, y, x, y, cfg, seed=7)
 
     a, b = run(), run()

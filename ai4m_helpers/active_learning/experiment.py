@@ -8,7 +8,7 @@ from .. import claims as C
 from ..runtime import replicate_seeds
 from .loop import LoopConfig, LoopResult, Member, run_loop
 from .strategies import STRATEGIES, UNCERTAINTY, make_kal
-from .tasks import Task, biased_initial, digits_task, iris_task, random_initial, xor_task
+from .data import Task, biased_initial, digits_task, iris_task, random_initial, xor_task
 
 STARTS = ("random", "biased")
 # Per task: first labels, labels per round, and the region(s) a biased start draws from.

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from .models import StackedMLP, Trainer
+from .models import StackedMLP
+from .train import Trainer
 from .strategies import Context
-from .tasks import Task
+from .data import Task
 
 
 @dataclasses.dataclass

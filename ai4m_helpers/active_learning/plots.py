@@ -8,7 +8,7 @@ import torch
 from .loop import LoopResult
 from .rules import KnowledgeBase, RuleError
 from .strategies import Context, make_kal
-from .tasks import Task
+from .data import Task
 
 SHOWN = ("random", "entropy", "bald", "coreset", "kal")
 

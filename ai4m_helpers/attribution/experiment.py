@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import claims as C
 from ..runtime import replicate_seeds
-from . import api, attributors as att, corpora
+from . import api, attributors as att, data as corpora
 from .zoo import Zoo, ZooSettings, build_zoos
 
 if TYPE_CHECKING:

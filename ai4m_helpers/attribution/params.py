@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..params import Param, ParamSpec
 
-N_TASKS = 6          # downstream tasks in corpora.TASKS
+N_TASKS = 6          # downstream tasks in data.TASKS
 MAX_BASES = 8        # bases in zoo.BASES
 
 

@@ -7,8 +7,9 @@ zoo has *sibling* bases (same data with half the width and another seed, as dist
 gpt2; same data and another seed; one base continued on dialogue, as DialoGPT continues GPT-2) and descendants fine-tuned on downstream tasks, split into a labelled
 zoo and a held-out test set.
 
-Models of one architecture are trained together as a vmapped ensemble (each with its own data,
-learning rate and number of steps), because small models are launch-bound on a GPU.
+Models of one architecture are trained together as one stack (``ai4m_helpers.many_models``), each
+with its own data, learning rate and number of steps, because small models are launch-bound on a
+GPU.
 """
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ from typing import Sequence
 
 import torch
 
-from . import corpora
+from . import data as corpora
+from .models import new_model, train_tokenizer
+from .train import train_together
 
-ZOO_FORMAT = 3            # bump when a change to this module changes what a zoo holds
-EOT = "<|endoftext|>"
+ZOO_FORMAT = 4            # bump when a change to how zoos are built changes what a zoo holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,102 +115,6 @@ def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
             lr = settings.lr * rng.uniform(0.3, 1.0)
             specs.append(FineTuneSpec(f"{base.name}/{task}", base.name, task, split, steps, lr))
     return specs
-
-
-# ---------------------------------------------------------------- tokenizers and models
-
-
-def train_tokenizer(text: str, vocab: int):
-    """A byte-level BPE tokenizer trained on ``text``, wrapped for ``transformers``."""
-    from tokenizers import ByteLevelBPETokenizer, Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = ByteLevelBPETokenizer()
-    pieces = (text[i:i + 4000] for i in range(0, len(text), 4000))
-    bpe.train_from_iterator(pieces, vocab_size=vocab, min_frequency=2, special_tokens=[EOT],
-                            show_progress=False)
-    # The trained tokenizer, as transformers' fast tokenizer takes it (a JSON round trip).
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(bpe.to_str()), bos_token=EOT, eos_token=EOT,
-                                   pad_token=EOT, padding_side="left")
-
-
-def new_model(vocab: int, width: int, layers: int, context: int, seed: int):
-    """A freshly initialised GPT-2 language model (no dropout: the models train briefly)."""
-    from transformers import AutoModelForCausalLM, GPT2Config
-
-    heads = max(1, width // 16)
-    config = GPT2Config(vocab_size=vocab, n_positions=context, n_embd=width, n_layer=layers,
-                        n_head=heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=0, eos_token_id=0, pad_token_id=0)
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager")
-
-
-def _window_batches(stream: torch.Tensor, batch: int, context: int, generator: torch.Generator):
-    """``batch`` random windows of ``context`` tokens, gathered in one indexing op."""
-    starts = torch.randint(0, len(stream) - context - 1, (batch, 1), generator=generator)
-    return stream[starts + torch.arange(context)]
-
-
-def stack_for_vmap(models: Sequence, batch: int, context: int, device):
-    """Stacked weights of same-architecture GPT-2 models and a per-member loss that vmap can map
-    over them: ``loss_one(params, buffers, ids)`` is the causal LM cross-entropy of one member.
-
-    Under vmap, GPT-2's own mask building lets tokens see the future; an explicit additive causal
-    mask (the same for every member) keeps the forward exact. The output layer is tied to the
-    token embedding, so it is passed as the same tensor and its gradient lands there."""
-    from torch.func import functional_call, stack_module_state
-
-    params, buffers = stack_module_state(list(models))
-    params.pop("lm_head.weight", None)
-    skeleton = copy.deepcopy(models[0]).to("meta")
-    skeleton.config.pad_token_id = None   # skips a data-dependent padding check vmap cannot run
-    causal = torch.full((context, context), torch.finfo(torch.float32).min, device=device).triu(1)
-    causal = causal[None, None].expand(batch, 1, context, context)
-
-    def loss_one(p, b, ids):
-        full = {**p, "lm_head.weight": p["transformer.wte.weight"]}
-        logits = functional_call(skeleton, (full, b), (), {"input_ids": ids, "attention_mask": causal}).logits
-        return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                                 ids[:, 1:].reshape(-1))
-
-    return params, buffers, loss_one
-
-
-def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Sequence[int],
-                   lrs: Sequence[float], batch: int, context: int, device, seed: int) -> list:
-    """Train models of one architecture as a vmapped ensemble, each on its own token stream with
-    its own learning rate and number of steps (Adam, per-member; a member whose steps are done
-    gets a zero learning rate). Returns the trained models, on the CPU."""
-    from torch.func import grad, vmap
-
-    models = [m.to(device).train() for m in models]
-    params, buffers, loss_one = stack_for_vmap(models, batch, context, device)
-    grad_fn = vmap(grad(loss_one), randomness="different")
-    gen = torch.Generator().manual_seed(seed)
-    steps_t = torch.tensor(list(steps), device=device)
-    base_lr = torch.tensor(list(lrs), dtype=torch.float32, device=device)
-    m = {k: torch.zeros_like(v) for k, v in params.items()}
-    v2 = {k: torch.zeros_like(v) for k, v in params.items()}
-    beta1, beta2, eps = 0.9, 0.99, 1e-8
-    for t in range(1, max(steps) + 1):
-        ids = torch.stack([_window_batches(s, batch, context, gen) for s in streams]).to(device)
-        grads = grad_fn(params, buffers, ids)
-        # linear warm-down per member; members past their own steps stop moving
-        lr = base_lr * (1 - (t - 1) / steps_t.clamp(min=1)).clamp(min=0) * (t <= steps_t)
-        with torch.no_grad():
-            for k, p in params.items():
-                g = grads[k]
-                m[k].mul_(beta1).add_(g, alpha=1 - beta1)
-                v2[k].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                update = (m[k] / (1 - beta1 ** t)) / ((v2[k] / (1 - beta2 ** t)).sqrt() + eps)
-                p.sub_(lr.view(-1, *[1] * (p.dim() - 1)) * update)
-    trained = []
-    for r, model in enumerate(models):
-        model.load_state_dict({k: v[r].detach() for k, v in params.items()}, strict=False)
-        model.tie_weights()
-        trained.append(model.cpu().eval())
-    return trained
 
 
 # ---------------------------------------------------------------- the zoo on disk

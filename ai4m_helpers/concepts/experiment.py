@@ -12,7 +12,8 @@ from .captum_tools import gap_activations
 from .data import composition_sets, digits_sets
 from .evaluation import (class_mean_directions, direction_purity, random_orthant_directions,
                          random_subset_means)
-from .models import ConceptCNN, accuracy, train_classifier
+from .models import ConceptCNN
+from .train import accuracy, train_classifier
 from .pipeline import SplitConfig, dead_units, model_scale, split_direction, svd_directions
 
 RANKINGS = ("dot", "cosine")

@@ -8,10 +8,11 @@ import numpy as np
 
 from .. import claims as C
 from ..data.faces import make_faces
-from .detector import LabelOnlyService, predict, train_detector, white_box
+from .models import LabelOnlyService, predict, white_box
 from .metrics import aif360_metrics, fairness_table, numpy_metrics
 from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, more_vulnerable, pgd_min_distance,
                               robustness_bias, starting_points)
+from .train import train_detector
 
 CONDITIONS = ("imbalanced", "balanced")
 WHITE = ("DeepFool (white box)", "PGD minimum budget (white box)")

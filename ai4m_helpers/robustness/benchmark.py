@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from .attacks import pgd_linf
-from .ensemble import Ensemble
-from .training import Recipe, TrainConfig, adversarial_step_loss, RecipeWeights
+from ..many_models import ModelStack
+from .train import Recipe, TrainConfig, adversarial_step_loss, RecipeWeights
 
 
 def _sync(device) -> None:
@@ -59,7 +59,7 @@ def bare_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCon
         opt.step()
 
 
-def helpers_epoch(ens: Ensemble, x, y, cfg: TrainConfig, opt, weights) -> None:
+def helpers_epoch(ens: ModelStack, x, y, cfg: TrainConfig, opt, weights) -> None:
     """One epoch through the chapter's trainer step (the same code `train_recipes` runs)."""
     n = len(y)
     perms = torch.stack([torch.randperm(n, device=x.device) for _ in range(ens.size)])
@@ -94,7 +94,7 @@ def compare_epoch_speed(make_model: Callable[[], nn.Module], x: np.ndarray, y: n
     bare_opt = torch.optim.SGD(bare_model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     bare_s = _timed(lambda: bare_epoch(bare_model, xt, yt, cfg, bare_opt), device, repeats)
 
-    ens = Ensemble(make_model, [0], device)
+    ens = ModelStack.from_seeds(make_model, [0], device)
     opt = torch.optim.SGD(ens.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     weights = RecipeWeights([Recipe()], device)
     ours_s = _timed(lambda: helpers_epoch(ens, xt, yt, cfg, opt, weights), device, repeats)

@@ -11,10 +11,10 @@ from ..data.digits import add_label_noise, load_digits_splits
 from .. import claims as C
 from ..runtime import replicate_seeds
 from ..data.shapes import make_shapes
-from .ensemble import Ensemble
+from ..many_models import ModelStack
 from .evaluation import expected_calibration_error
 from .models import MLP, ConvNet
-from .training import History, Recipe, TrainConfig, clean_accuracy, pgd_adversarial
+from .train import History, Recipe, TrainConfig, clean_accuracy, pgd_adversarial
 
 MAIN_AT = "PGD-AT"
 MAIN_SRC = "PGD-AT + SRC"
@@ -53,10 +53,10 @@ def load_data(p: dict, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
             for name, s in splits.items()}
 
 
-def make_ensemble(p: dict, recipes: list[Recipe], device) -> Ensemble:
+def make_ensemble(p: dict, recipes: list[Recipe], device) -> ModelStack:
     # Each member's initial weights depend on its seed and its position, never on the other members.
     seeds = [1000 * r.seed + i for i, r in enumerate(recipes)]
-    return Ensemble(lambda: MLP(64, p["width"], 2, 10), seeds, device)
+    return ModelStack.from_seeds(lambda: MLP(64, p["width"], 2, 10), seeds, device)
 
 
 def conv_recipes(p: dict) -> list[Recipe]:
@@ -84,12 +84,12 @@ def load_shapes(p: dict, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]
     return out
 
 
-def make_conv_ensemble(p: dict, recipes: list[Recipe], device) -> Ensemble:
+def make_conv_ensemble(p: dict, recipes: list[Recipe], device) -> ModelStack:
     seeds = [1000 * r.seed + i for i, r in enumerate(recipes)]
-    return Ensemble(lambda: ConvNet(3, p["conv_width"], 10), seeds, device)
+    return ModelStack.from_seeds(lambda: ConvNet(3, p["conv_width"], 10), seeds, device)
 
 
-def evaluate_checkpoints(ens: Ensemble, hist: History, x, y, cfg: TrainConfig, seed: int = 0) -> pd.DataFrame:
+def evaluate_checkpoints(ens: ModelStack, hist: History, x, y, cfg: TrainConfig, seed: int = 0) -> pd.DataFrame:
     """Clean and PGD accuracy and calibration error of every member's best and last checkpoint."""
     gen = torch.Generator(device=x.device).manual_seed(seed)
     rows = []

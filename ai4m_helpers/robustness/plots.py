@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .objectives import pinball
-from .training import History
+from .train import History
 
 
 def plot_pinball(taus=(0.5, 0.8)):

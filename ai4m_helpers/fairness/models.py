@@ -1,4 +1,5 @@
-"""The audited detector: a small CNN (1 = fake), its ART wrapper, and a label-only "service"."""
+"""The audited detector: a small CNN (1 = fake), its verdicts, its ART wrapper, and a label-only
+"service"."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,22 +20,6 @@ class DetectorCNN(nn.Module):
 
     def forward(self, x):
         return self.net(x.float())  # float32 even when ART hands over float64 arrays
-
-
-def train_detector(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, device="cpu", width: int = 16,
-                   batch_size: int = 128, lr: float = 2e-3) -> DetectorCNN:
-    torch.manual_seed(seed)
-    model = DetectorCNN(x.shape[-1], width).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    xt, yt = torch.tensor(x, device=device), torch.tensor(y, device=device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(yt), generator=gen, device=device).split(batch_size):
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return model.eval()
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .attacks import pgd_linf
-from .ensemble import Ensemble
+from ..many_models import ModelStack
 from .objectives import alp_loss, cross_entropy, src_loss, trades_kl
 
 BASES = ("pgd_at", "trades")
@@ -110,7 +110,7 @@ def _autocast(device, enabled: bool):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
-def adversarial_step_loss(ens: Ensemble, w: RecipeWeights, x: torch.Tensor, y: torch.Tensor,
+def adversarial_step_loss(ens: ModelStack, w: RecipeWeights, x: torch.Tensor, y: torch.Tensor,
                           cfg: TrainConfig, generator=None) -> torch.Tensor:
     """Per-member training loss (R,) on a batch x (R, B, ...), y (R, B)."""
     device = x.device
@@ -140,7 +140,7 @@ def adversarial_step_loss(ens: Ensemble, w: RecipeWeights, x: torch.Tensor, y: t
 
 
 @torch.no_grad()
-def clean_accuracy(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, params=None,
+def clean_accuracy(ens: ModelStack, x: torch.Tensor, y: torch.Tensor, params=None,
                    batch: int = 1024) -> np.ndarray:
     """Accuracy of every member on shared inputs x (N, ...): array (R,)."""
     correct = torch.zeros(ens.size, device=x.device)
@@ -150,7 +150,7 @@ def clean_accuracy(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, params=None,
     return (correct / len(y)).cpu().numpy()
 
 
-def pgd_adversarial(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int,
+def pgd_adversarial(ens: ModelStack, x: torch.Tensor, y: torch.Tensor, eps: float, step: float, steps: int,
                     params=None, batch: int = 1024, generator=None) -> torch.Tensor:
     """PGD (CE, random start) against every member: adversarial inputs (R, N, ...)."""
     out = []
@@ -162,7 +162,7 @@ def pgd_adversarial(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, eps: float,
     return torch.cat(out, 1)
 
 
-def robust_accuracy(ens: Ensemble, x, y, eps, step, steps, params=None, batch: int = 1024,
+def robust_accuracy(ens: ModelStack, x, y, eps, step, steps, params=None, batch: int = 1024,
                     generator=None) -> np.ndarray:
     """Accuracy under PGD of every member: array (R,)."""
     x_adv = pgd_adversarial(ens, x, y, eps, step, steps, params, batch, generator)
@@ -172,7 +172,7 @@ def robust_accuracy(ens: Ensemble, x, y, eps, step, steps, params=None, batch: i
     return (pred == y).float().mean(-1).cpu().numpy()
 
 
-def train_recipes(ens: Ensemble, recipes: Sequence[Recipe], x_train, y_train, x_val, y_val,
+def train_recipes(ens: ModelStack, recipes: Sequence[Recipe], x_train, y_train, x_val, y_val,
                   cfg: TrainConfig, seed: int = 0, progress=None) -> History:
     """Adversarially train every member on its recipe; track validation accuracy and checkpoints.
 
