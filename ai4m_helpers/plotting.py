@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
+
 
 def use_book_style() -> None:
     matplotlib.rcParams.update({
@@ -12,10 +14,27 @@ def use_book_style() -> None:
 
 
 def image_grid(ax_row, images, titles=None, cmap="gray_r") -> None:
-    """Show images (N, H, W) on a row of axes, without ticks."""
+    """Show images on a row of axes, without ticks: grey (N, H, W) or channels first (N, C, H, W)."""
+    images = np.asarray(images)
     for i, ax in enumerate(ax_row):
-        ax.imshow(images[i], cmap=cmap, vmin=0, vmax=1)
+        img = images[i]
+        if img.ndim == 3:   # channels first
+            img = img.transpose(1, 2, 0).squeeze()
+        ax.imshow(img, cmap=cmap if img.ndim == 2 else None, vmin=0, vmax=1)
         ax.set_xticks([]), ax.set_yticks([])
         ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
         if titles is not None:
-            ax.set_title(titles[i], fontsize=9)
+            ax.set_title(titles[i], fontsize=8)
+
+
+def image_strip(images, titles=None, title: str | None = None, height: float = 1.5):
+    """One row of images (see :func:`image_grid`) as a figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(images), figsize=(len(images), height), squeeze=False)
+    image_grid(axes[0], images, titles)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -90,14 +90,13 @@ amp = None
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
-from ai4m_helpers.plotting import image_grid
+from ai4m_helpers.plotting import image_strip
 from ai4m_helpers.robustness import PARAMS, src_loss, train_recipes
 from ai4m_helpers.robustness import experiment as ex
 from ai4m_helpers.robustness import plots
@@ -130,10 +129,8 @@ flipped = (data["train_clean_labels"][1] != y_train).float().mean().item()
 print(f"train {len(y_train)}, validation {len(y_val)}, test {len(y_test)}; "
       f"{flipped:.1%} of training labels are wrong after resampling {P['label_noise']:.0%}")
 
-fig, axes = plt.subplots(1, 8, figsize=(8, 1.5))
-image_grid(axes, x_train[:8].cpu().numpy().reshape(-1, 8, 8),
-           [f"label {int(y)}" for y in y_train[:8]])
-fig.suptitle("Training digits with the labels the model sees (some are wrong)", fontsize=10)
+image_strip(x_train[:8].cpu().numpy().reshape(-1, 8, 8), [f"label {int(y)}" for y in y_train[:8]],
+            "Training digits with the labels the model sees (some are wrong)")
 plt.show()
 
 # %% [markdown]
@@ -293,9 +290,7 @@ if P["conv_epochs"] > 0:
     with record.phase("conv_data"):
         shapes = ex.load_shapes(P, DEVICE)
     xs, ys = shapes["test"]
-    fig, axes = plt.subplots(1, 8, figsize=(8, 1.4))
-    for ax, img, label in zip(axes, xs[:8].cpu().numpy(), ys[:8].cpu().numpy()):
-        ax.imshow(img.transpose(1, 2, 0)), ax.set_title(SHAPES[label], fontsize=8), ax.axis("off")
+    image_strip(xs[:8].cpu().numpy(), [SHAPES[label] for label in ys[:8].cpu().numpy()], height=1.4)
     plt.show()
     conv_list = ex.conv_recipes(P)
     conv_cfg = ex.conv_train_config(P)

@@ -76,7 +76,6 @@ cache_dir = None
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from ai4m_helpers.attribution import PARAMS, experiment as ex, plots
@@ -225,14 +224,7 @@ curves.groupby(["method", "prompts"])[["random prompts", "ranked prompts"]].mean
 ft = ex.by_finetuning(runs)
 methods_ft = [c for c in ft.columns if c not in ("zoo seed", "model", "steps", "lr")]
 fig, ax = plt.subplots(figsize=(7, 2.6))
-for k, method in enumerate(methods_ft):
-    jitter = np.random.default_rng(k).uniform(-0.08, 0.08, len(ft))
-    ax.scatter(ft["steps"], ft[method].astype(float) + 0.25 * (k - 1) / len(methods_ft) + jitter,
-               s=14, alpha=0.7, label=method)
-ax.set_xscale("log")
-ax.set_yticks([0, 1], ["wrong", "correct"])
-ax.set_xlabel("fine-tuning steps of the held-out model")
-ax.legend(fontsize=7, frameon=False, loc="center right")
+plots.correct_by_steps(ax, ft, methods_ft)
 plt.show()
 ft["fine-tuning"] = pd.qcut(ft["steps"].rank(method="first"), 3, labels=["light third", "middle third", "heavy third"])
 by_strength = ft.groupby("fine-tuning", observed=True)[methods_ft].mean()

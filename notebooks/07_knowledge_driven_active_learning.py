@@ -56,6 +56,7 @@ results_path = ""
 tasks = None
 seeds = None
 xor_pool = None
+xor_test = None
 xor_rounds = None
 iris_rounds = None
 digits_rounds = None

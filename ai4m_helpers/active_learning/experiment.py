@@ -26,7 +26,7 @@ def strategies(p: dict) -> dict:
 
 def build_task(name: str, p: dict) -> Task:
     if name == "xor":
-        return xor_task(p["xor_pool"], 1000 if p["profile"] == "smoke" else 5000, p["seed"])
+        return xor_task(p["xor_pool"], p["xor_test"], p["seed"])
     if name == "iris":
         return iris_task(50, p["seed"])
     return digits_task(500, p["seed"])

@@ -10,6 +10,7 @@ PARAMS = ParamSpec({
     "tasks": Param(list, list(TASKS), item=str, choices=TASKS, help="which tasks to run"),
     "seeds": Param(int, 3, full=10, min=1, max=64, help="seeds (initial labels and weights) per strategy"),
     "xor_pool": Param(int, 2000, full=20000, min=200, max=200000, help="unlabelled XOR points"),
+    "xor_test": Param(int, 1000, full=5000, min=100, max=100000, help="XOR test points"),
     "xor_rounds": Param(int, 12, full=38, min=1, max=200, help="rounds on XOR (+5 labels each)"),
     "iris_rounds": Param(int, 10, full=14, min=1, max=18, help="rounds on Iris (+5 labels each)"),
     "digits_rounds": Param(int, 8, full=19, min=1, max=100, help="rounds on digits (+10 labels each)"),

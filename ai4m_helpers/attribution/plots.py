@@ -62,3 +62,16 @@ def budget_curves(axes, curves, methods, chance: float) -> None:
         ax.set_xlabel("prompts per held-out model")
     axes[0].set_ylabel("attribution accuracy")
     axes[0].legend(fontsize=7, frameon=False)
+
+
+def correct_by_steps(ax, rows, methods) -> None:
+    """Each held-out model as a point: its fine-tuning steps (log), and whether each method got it
+    right (jittered so the methods' points do not hide each other)."""
+    for k, method in enumerate(methods):
+        jitter = np.random.default_rng(k).uniform(-0.08, 0.08, len(rows))
+        ax.scatter(rows["steps"], rows[method].astype(float) + 0.25 * (k - 1) / len(methods) + jitter,
+                   s=14, alpha=0.7, label=method)
+    ax.set_xscale("log")
+    ax.set_yticks([0, 1], ["wrong", "correct"])
+    ax.set_xlabel("fine-tuning steps of the held-out model")
+    ax.legend(fontsize=7, frameon=False, loc="center right")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..plotting import image_grid
 from .pipeline import Split, top_images
 
 
@@ -17,14 +18,6 @@ def dendrogram_with_cut(ax, acts: np.ndarray, split: Split, unit: int) -> None:
                  f"the cut gives {split.k} clusters, {split.n_concepts} kept")
 
 
-def show_images(ax_row, images: np.ndarray, titles) -> None:
-    """Images (N, C, H, W) in a row of axes, grey for one channel."""
-    for ax, img, title in zip(ax_row, images, titles):
-        ax.imshow(img.transpose(1, 2, 0).squeeze(), cmap="gray_r" if img.shape[0] == 1 else None)
-        ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-        ax.set_title(title, fontsize=8)
-
-
 def top_images_by_direction(images: np.ndarray, labels, acts: np.ndarray, unit: int, split: Split,
                             per_row: int = 8):
     """Row 0: the neuron's top evaluation images; one row per concept vector below."""
@@ -34,7 +27,7 @@ def top_images_by_direction(images: np.ndarray, labels, acts: np.ndarray, unit: 
     fig, axes = plt.subplots(len(directions), per_row, figsize=(9, 1.3 * len(directions)), squeeze=False)
     for row, (ax_row, v) in enumerate(zip(axes, directions)):
         order = top_images(acts, v, per_row)
-        show_images(ax_row, images[order], [labels[i] for i in order])
+        image_grid(ax_row, images[order], [labels[i] for i in order])
         ax_row[0].set_ylabel("neuron" if row == 0 else f"concept {row}", fontsize=9)
     fig.suptitle("Top evaluation images: the neuron (first row) and each of its concept vectors", fontsize=10)
     fig.tight_layout()
@@ -64,7 +57,7 @@ def attribution_maps(images: np.ndarray, titles, attributions: np.ndarray, title
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, len(images), figsize=(1.75 * len(images), 3.6), squeeze=False)
-    show_images(axes[0], images, titles)
+    image_grid(axes[0], images, titles)
     for ax, a in zip(axes[1], attributions):
         ax.imshow(a.sum(0), cmap="bwr", vmin=-np.abs(a).max(), vmax=np.abs(a).max())
         ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
