@@ -36,7 +36,8 @@ LEVEL = 0.95
 # -- estimates --------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Estimate:
-    """A measured effect with its confidence interval over ``n`` replicates of kind ``unit``."""
+    """A measured effect with its confidence interval over ``n`` replicates of kind ``unit``;
+    ``reason`` says why there is no interval when there is none."""
 
     value: float
     ci: tuple[float, float] | None
@@ -44,35 +45,56 @@ class Estimate:
     unit: str
     method: str
     level: float = LEVEL
+    reason: str = ""
 
     @property
     def measurable(self) -> bool:
         return self.n > 0 and math.isfinite(self.value)
 
 
-def _finite(values: Iterable[float]) -> np.ndarray:
+def _values(values: Iterable[float]) -> np.ndarray:
     return np.asarray(list(values), dtype=float).ravel()
+
+
+def _not_finite(v: np.ndarray, unit: str) -> str:
+    bad = int(np.sum(~np.isfinite(v)))
+    return f"{bad} of {v.size} {unit}s gave no finite value" if bad else ""
+
+
+def fewest_without_spread(level: float = LEVEL) -> int:
+    """Replicates that must all agree exactly before their common value counts as decided: the
+    smallest n for which a two-sided sign test of n identical signs is significant at ``level``
+    (6 at 95 %). Fewer identical values may be luck."""
+    return math.ceil(math.log((1 - level) / 2, 0.5) + 1e-9)
+
+
+def _no_spread(value: float, n: int, unit: str, method: str, level: float) -> Estimate:
+    if n >= fewest_without_spread(level):
+        return Estimate(value, (value, value), n, unit, f"{method} (no spread: sign test)", level)
+    return Estimate(value, None, n, unit, method, level,
+                    reason=f"all {n} {unit}s agree exactly; fewer than {fewest_without_spread(level)} "
+                           f"may agree by chance")
 
 
 def mean_ci(values: Iterable[float], unit: str = "seed", level: float = LEVEL) -> Estimate:
     """Mean of per-replicate values with a Student-t interval (none from a single value)."""
     from scipy import stats
 
-    v = _finite(values)
+    v = _values(values)
     if v.size == 0 or not np.all(np.isfinite(v)):
-        return Estimate(float("nan"), None, int(v.size), unit, "t")
+        return Estimate(float("nan"), None, int(v.size), unit, "t", reason=_not_finite(v, unit))
     mean = float(v.mean())
     if v.size < 2:
-        return Estimate(mean, None, 1, unit, "t")
-    if np.ptp(v) == 0:  # no spread: the t interval degenerates to the point
-        return Estimate(mean, (mean, mean), int(v.size), unit, "t", level)
+        return Estimate(mean, None, 1, unit, "t", reason=f"one {unit}: no estimate of {unit}-to-{unit} noise")
+    if np.ptp(v) == 0:  # the t interval would shrink to the point
+        return _no_spread(mean, int(v.size), unit, "t", level)
     lo, hi = stats.ttest_1samp(v, 0.0).confidence_interval(level)
     return Estimate(mean, (float(lo), float(hi)), int(v.size), unit, "t", level)
 
 
 def paired(a: Iterable[float], b: Iterable[float], unit: str = "seed", level: float = LEVEL) -> Estimate:
     """Mean paired difference ``b - a`` over replicates, with a t interval."""
-    a, b = _finite(a), _finite(b)
+    a, b = _values(a), _values(b)
     if a.shape != b.shape:
         raise ValueError(f"paired values need the same length, got {a.size} and {b.size}")
     return mean_ci(b - a, unit, level)
@@ -82,15 +104,15 @@ def unpaired(a: Iterable[float], b: Iterable[float], unit: str, level: float = L
     """Difference of means ``mean(b) - mean(a)`` of two independent samples, Welch's t interval."""
     from scipy import stats
 
-    a, b = _finite(a), _finite(b)
+    a, b = _values(a), _values(b)
     n = int(a.size + b.size)
     if min(a.size, b.size) == 0 or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        return Estimate(float("nan"), None, n, unit, "Welch t")
+        return Estimate(float("nan"), None, n, unit, "Welch t", reason=_not_finite(np.r_[a, b], unit))
     value = float(b.mean() - a.mean())
     if min(a.size, b.size) < 2:
-        return Estimate(value, None, n, unit, "Welch t")
+        return Estimate(value, None, n, unit, "Welch t", reason=f"a group of one {unit}: no estimate of noise")
     if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return Estimate(value, (value, value), n, unit, "Welch t", level)
+        return _no_spread(value, min(a.size, b.size), unit, "Welch t", level)
     lo, hi = stats.ttest_ind(b, a, equal_var=False).confidence_interval(level)
     return Estimate(value, (float(lo), float(hi)), n, unit, "Welch t", level)
 
@@ -100,7 +122,7 @@ def proportion(successes: int, trials: int, unit: str, level: float = LEVEL) -> 
     from scipy import stats
 
     if trials == 0:
-        return Estimate(float("nan"), None, 0, unit, "Clopper-Pearson")
+        return Estimate(float("nan"), None, 0, unit, "Clopper-Pearson", reason=f"no {unit}s")
     ci = stats.binomtest(int(successes), int(trials)).proportion_ci(level, method="exact")
     return Estimate(successes / trials, (float(ci.low), float(ci.high)), int(trials), unit,
                     "Clopper-Pearson", level)
@@ -119,16 +141,19 @@ def bootstrap(statistic: Callable[..., float], samples: Sequence[np.ndarray], un
     value = float(statistic(*samples))
     # Paired samples are one set of replicates; independent ones add up.
     n = len(samples[0]) if paired_samples else sum(len(s) for s in samples)
-    if min(len(s) for s in samples) < 2 or not math.isfinite(value):
-        return Estimate(value, None, n, unit, "percentile bootstrap")
+    method = "percentile bootstrap"
+    if not math.isfinite(value):
+        return Estimate(value, None, n, unit, method, reason="the statistic is not finite on the data")
+    if min(len(s) for s in samples) < 2:
+        return Estimate(value, None, n, unit, method, reason=f"fewer than two {unit}s to resample")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         res = stats.bootstrap(samples, statistic, n_resamples=resamples, paired=paired_samples,
                               vectorized=False, confidence_level=level, method="percentile", random_state=rng)
     lo, hi = res.confidence_interval
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return Estimate(value, None, n, unit, "percentile bootstrap")
-    return Estimate(value, (float(lo), float(hi)), n, unit, "percentile bootstrap", level)
+        return Estimate(value, None, n, unit, method, reason="the statistic is not finite on some resamples")
+    return Estimate(value, (float(lo), float(hi)), n, unit, method, level)
 
 
 # -- claims -----------------------------------------------------------------------------------
@@ -179,9 +204,11 @@ def decide(name: str, estimate: Estimate, *, direction: str, margin: float,
     if unmeasurable:
         note = f"could not be measured: {unmeasurable}"
     elif not estimate.measurable:
-        note = "could not be measured: no finite value"
-    elif estimate.n < min_n or estimate.ci is None:
+        note = f"could not be measured: {estimate.reason or 'no finite value'}"
+    elif estimate.n < min_n:
         note = f"{estimate.n} {estimate.unit}(s): no estimate of {estimate.unit}-to-{estimate.unit} noise"
+    elif estimate.ci is None:
+        note = estimate.reason or "no interval"
     else:
         lo, hi = estimate.ci
         sign = 1.0 if direction == "greater" else -1.0
@@ -203,8 +230,10 @@ def combine(name: str, parts: Mapping[str, Claim], rule: str = "all",
     ``all``: held if every part held; not held if any part did not hold; else inconclusive.
     ``majority``: held if more than half held; not held if that is out of reach even were every
     inconclusive part to hold; else inconclusive.
-    ``agree``: held if all parts held or all did not hold; not held if some held and some did
-    not; else inconclusive."""
+    ``agree``: held if all parts held or all did not hold; not held as soon as one held and one
+    did not; else inconclusive.
+    With ``all``, one part that did not hold decides, and no correction is made for the number
+    of parts: the more parts, the easier "not held" becomes."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {tuple(RULES)}, got {rule!r}")
     if not parts:
@@ -218,8 +247,8 @@ def combine(name: str, parts: Mapping[str, Claim], rule: str = "all",
         verdict = (HELD if count[HELD] > k / 2 else
                    NOT_HELD if count[HELD] + count[INCONCLUSIVE] <= k / 2 else INCONCLUSIVE)
     else:
-        verdict = (INCONCLUSIVE if count[INCONCLUSIVE] else
-                   HELD if count[HELD] in (0, k) else NOT_HELD)
+        verdict = (NOT_HELD if count[HELD] and count[NOT_HELD] else
+                   INCONCLUSIVE if count[INCONCLUSIVE] else HELD)
     parts_tally = ", ".join(f"{count[v]} {v}" for v in VERDICTS if count[v])
     return Claim(name, verdict, evidence=dict(evidence or {}), note=f"parts: {parts_tally}",
                  rule=rule, parts=dict(parts))

@@ -351,7 +351,11 @@ claims_table(claims)
 # **Reading the result.** With one seed (the `smoke` profile) there is no estimate of seed-to-seed
 # noise, so every verdict is *inconclusive* however large the effect looks: the effects are
 # computed and recorded, but only the `full` profile (five seeds, a wider MLP, more frequent
-# validation) can decide them. The reproduction page shows the latest `full` run. The ALP control
+# validation) can decide them. A seed here varies the models' initial weights and
+# the order of their batches; the data split, the label noise and the test set are fixed by the
+# run's `seed`, so the intervals say how much training varies, not how much another draw of data
+# would. Read the first claim together with the second: the gap can also narrow because the *best*
+# checkpoint gets worse. The reproduction page shows the latest `full` run. The ALP control
 # matters for the interpretation: if logit pairing of the same weight does as well as SRC, what
 # helps is pairing natural and adversarial logits at all, not SRC's quantile calibration. Keep in mind what was simplified: the data are 8×8 digits and
 # generated 32×32 shapes, with injected label noise, instead of CIFAR-10; the models are an MLP and

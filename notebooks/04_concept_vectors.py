@@ -202,8 +202,9 @@ pd.DataFrame({"class": label_text, "TCAV score": sens["tcav"],
 #    own, and purer than means of random subsets of the same top images (paired per polysemantic
 #    neuron; held only if both comparisons hold), for the paper's dot ranking and for cosine;
 # 2. the threshold controls the granularity: per neuron, fewer concepts at the highest cut than at
-#    the lowest;
-# 3. SVD directions split less often than neurons (concepts per direction at the main cut;
+#    the lowest (largely a property of the Ward cut itself, which can only merge clusters as it
+#    rises: read it as a check that the pipeline behaves, not as a finding);
+# 3. SVD directions split into fewer concepts than neurons (concepts per direction at the main cut;
 #    Welch's interval, since SVD directions and neurons are not paired).
 #
 # The replicate is a neuron (or direction), pooled over seeds: the intervals say how much the

@@ -70,10 +70,35 @@ def test_one_replicate_nan_and_unmeasurable_are_inconclusive():
     assert empty.verdict == C.INCONCLUSIVE
 
 
-def test_no_spread_gives_a_point_interval():
-    est = C.mean_ci([0.2, 0.2, 0.2])
-    assert est.ci[0] == est.ci[1] == pytest.approx(0.2)
-    assert C.decide("x", est, direction="greater", margin=0.1).verdict == C.HELD
+def test_no_spread_decides_only_when_a_sign_test_would():
+    assert C.fewest_without_spread(0.95) == 6                    # 0.5^6 < 0.025 <= 0.5^5
+    few = C.decide("x", C.mean_ci([0.2] * 4), direction="greater", margin=0.1)
+    assert few.verdict == C.INCONCLUSIVE and "agree exactly" in few.note
+    many = C.mean_ci([0.2] * 6)
+    assert many.ci[0] == many.ci[1] == pytest.approx(0.2) and "sign test" in many.method
+    assert C.decide("x", many, direction="greater", margin=0.1).verdict == C.HELD
+    assert C.unpaired([1, 1, 1], [2, 2, 2], unit="direction").ci is None
+
+
+def test_less_than_a_non_zero_margin():
+    est = C.mean_ci([0.05, 0.06, 0.055, 0.045])
+    assert C.decide("x", est, direction="less", margin=0.1).verdict == C.HELD
+    assert C.decide("x", est, direction="less", margin=0.01).verdict == C.NOT_HELD
+    assert C.decide("x", est, direction="less", margin=0.05).verdict == C.INCONCLUSIVE
+
+
+def test_bootstrap_of_two_independent_groups_and_of_a_statistic_that_breaks():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 80), rng.normal(1, 1, 60)
+    est = C.bootstrap(lambda x, y: y.mean() - x.mean(), [a, b], unit="image", resamples=400, seed=0,
+                      paired_samples=False)
+    assert est.n == 140 and est.ci[0] < est.value < est.ci[1] and est.ci[0] > 0
+    broken = C.bootstrap(lambda x: np.log(np.median(x)), [np.r_[np.zeros(30), np.ones(30)]], unit="image",
+                         resamples=200, seed=0)
+    claim = C.decide("x", broken, direction="greater", margin=0.0)
+    assert claim.verdict == C.INCONCLUSIVE and "not finite" in claim.note
+    nan = C.decide("x", C.mean_ci([0.1, float("nan"), 0.2]), direction="greater", margin=0.0)
+    assert "1 of 3 seeds gave no finite value" in nan.note
 
 
 def _claim(verdict):
@@ -92,6 +117,7 @@ def _claim(verdict):
     ("agree", [C.NOT_HELD, C.NOT_HELD], C.HELD),
     ("agree", [C.HELD, C.NOT_HELD], C.NOT_HELD),
     ("agree", [C.HELD, C.INCONCLUSIVE], C.INCONCLUSIVE),
+    ("agree", [C.HELD, C.NOT_HELD, C.INCONCLUSIVE], C.NOT_HELD),     # disagreement is already known
 ])
 def test_combination_rules(rule, verdicts, expected):
     parts = {f"task {i}": _claim(v) for i, v in enumerate(verdicts)}
@@ -100,6 +126,13 @@ def test_combination_rules(rule, verdicts, expected):
     record = combined.to_record()
     assert [p["verdict"] for p in record["parts"]] == verdicts
     assert record["n"] == len(verdicts) and record["rule"] == rule
+
+
+def test_a_combined_claim_needs_parts_and_a_known_rule():
+    with pytest.raises(ValueError):
+        C.combine("x", {})
+    with pytest.raises(ValueError):
+        C.combine("x", {"a": _claim(C.HELD)}, rule="most")
 
 
 def test_the_record_keeps_verdicts_and_refuses_inconsistent_ones():

@@ -24,7 +24,7 @@ RECORDING = """
 from ai4m_helpers import claims as C
 from ai4m_helpers.results import ResultsRecord
 rec = ResultsRecord("98", {"profile": profile, "seed": seed}, "cpu: test")
-rec.add_claim(C.decide("the seed is what was asked", C.mean_ci([seed - 4.0, seed - 4.0]),
+rec.add_claim(C.decide("the seed is what was asked", C.mean_ci([seed - 4.01, seed - 4.0, seed - 3.99]),
                        direction="less", margin=0.5, evidence={"seed": seed}))
 rec.save(results_path)
 """

@@ -133,15 +133,16 @@ def violation_claim(results: dict[str, LoopResult]) -> C.Claim:
 
 
 def selection_time_claim(results: dict[str, LoopResult]) -> C.Claim:
-    """Per task, KAL's selection time minus half of BALD's, paired per seed and start."""
+    """Per task: log(KAL's selection time / BALD's) per seed (both starts summed) below log 0.5.
+    Timings vary with the machine: the claim is about this one."""
     parts = {}
     for name, res in results.items():
-        kal = np.concatenate([_seeds(res, "kal", s, "selection") for s in STARTS])
-        bald = np.concatenate([_seeds(res, "bald", s, "selection") for s in STARTS])
-        parts[name] = C.decide(name, C.paired(SELECTION_SHARE * bald, kal, unit="seed-start pair"),
-                               direction="less", margin=0.0,
+        kal = sum(_seeds(res, "kal", s, "selection") for s in STARTS)
+        bald = sum(_seeds(res, "bald", s, "selection") for s in STARTS)
+        parts[name] = C.decide(name, C.mean_ci(np.log(kal / bald), unit="seed"), direction="less",
+                               margin=float(np.log(SELECTION_SHARE)),
                                evidence={"KAL s": kal.mean(), "BALD s": bald.mean()})
-    return C.combine("KAL's selection takes less than half of BALD's time", parts, rule="all")
+    return C.combine("KAL's selection takes less than half of BALD's time (log ratio)", parts, rule="all")
 
 
 def decide_claims(results: dict[str, LoopResult], tasks: dict[str, Task]) -> list[C.Claim]:

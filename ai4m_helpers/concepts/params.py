@@ -24,4 +24,8 @@ PARAMS = ParamSpec({
                         help="cuts for the granularity sweep"),
     "min_cluster": Param(int, 5, min=1, max=100, help="smallest cluster kept after outlier removal"),
     "n_random": Param(int, 20, min=1, max=1000, help="random directions in the control"),
-}, joint_checks=[lambda v: "eval_top must not exceed top_n" if v["eval_top"] > v["top_n"] else None])
+}, joint_checks=[
+    lambda v: "eval_top must not exceed top_n" if v["eval_top"] > v["top_n"] else None,
+    lambda v: (None if any(abs(v["threshold"] - t) < 1e-9 for t in v["thresholds"])
+               else f"threshold {v['threshold']} must be one of thresholds {v['thresholds']}"),
+])

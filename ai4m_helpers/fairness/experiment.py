@@ -131,24 +131,26 @@ def robustness_bias_of(audits: list[Audit], attack: str, taus: np.ndarray) -> di
     return out
 
 
-# The fair ranges AIF360's documentation gives: differences within +-0.1, disparate impact in
-# [0.8, 1.25] (the four-fifths rule).
+# -- the claims; margins fixed here, before any run --------------------------------------------
+# The fair ranges of AIF360's documentation: differences within +-0.1, disparate impact in
+# [0.8, 1.25] (the four-fifths rule); a robustness bias counts as large at 0.2 above chance.
+FAIR_TOLERANCE = 0.1
 DI_RANGE = (0.8, 1.25)
+LARGE_RB = 0.2
+NULL_PERMUTATIONS = 200
+UNIT = "test image"
 
 
 def output_gap(fair_values: dict) -> float:
-    """The largest absolute difference among the output metrics (disparate impact, a ratio, aside)."""
-    return max(abs(v) for k, v in fair_values.items() if k != "disparate_impact" and np.isfinite(v))
+    """The largest absolute difference among the output metrics (disparate impact, a ratio, aside);
+    NaN when any of them is undefined (an empty cell), so that no resample quietly drops one."""
+    diffs = [abs(v) for k, v in fair_values.items() if k != "disparate_impact"]
+    return float("nan") if not np.all(np.isfinite(diffs)) else float(max(diffs))
 
 
-def output_acceptable(fair_values: dict, tolerance: float) -> bool:
+def output_acceptable(fair_values: dict, tolerance: float = FAIR_TOLERANCE) -> bool:
     di = fair_values["disparate_impact"]
     return output_gap(fair_values) <= tolerance and DI_RANGE[0] <= di <= DI_RANGE[1]
-
-
-# -- the claims; margins are the parameters `fair_tolerance` and `large_rb` (fixed before the run),
-# the four-fifths range for disparate impact, and 0 for "reduces" and "which group".
-UNIT = "test image"
 
 
 def _seed_mean(fn, predictions_or_distances) -> float:
@@ -173,26 +175,36 @@ def max_rb_stat(d, g, taus):
     return lambda idx: _seed_mean(lambda row: robustness_bias(row[idx], g[idx], taus)["max_rb"], d)
 
 
+def chance_max_rb(d: np.ndarray, g: np.ndarray, taus: np.ndarray, seed: int) -> float:
+    """The largest gap between two groups' curves is positive even when the groups do not differ
+    (it is a two-sample Kolmogorov-Smirnov statistic): its mean when the group labels are shuffled."""
+    rng = np.random.default_rng(seed)
+    every = np.arange(len(g))
+    return float(np.mean([max_rb_stat(d, rng.permutation(g), taus)(every) for _ in range(NULL_PERMUTATIONS)]))
+
+
 def _boot(stat, n: int, p: dict) -> C.Estimate:
     return C.bootstrap(lambda idx: stat(idx.astype(int)), [np.arange(n)], UNIT, p["bootstrap"], p["seed"])
 
 
 def acceptable_claim(audits, test, taus, p) -> C.Claim:
     """On the imbalanced detector: every output gap within the tolerance, disparate impact within
-    the four-fifths range, and yet a robustness bias (DeepFool) of at least ``large_rb``."""
+    the four-fifths range, and yet a robustness bias (DeepFool) at least ``LARGE_RB`` above chance."""
     _, y, g, _ = test
     preds = [a.y_pred for a in of_condition(audits, "imbalanced")]
     d, g_att = distances_of(of_condition(audits, "imbalanced"), WHITE[0])
+    chance = chance_max_rb(d, g_att, taus, p["seed"])
+    rb = max_rb_stat(d, g_att, taus)
     parts = {
         "largest output gap within the tolerance": C.decide(
             "largest output gap", _boot(output_gap_stat(y, g, preds), len(y), p), direction="less",
-            margin=p["fair_tolerance"]),
+            margin=FAIR_TOLERANCE),
         "disparate impact within 0.8-1.25 (|log DI| < log 1.25)": C.decide(
             "|log DI|", _boot(log_di_stat(y, g, preds), len(y), p), direction="less",
             margin=float(np.log(DI_RANGE[1]))),
-        "robustness bias (DeepFool) is large": C.decide(
-            "max RB", _boot(max_rb_stat(d, g_att, taus), len(g_att), p), direction="greater",
-            margin=p["large_rb"]),
+        "robustness bias (DeepFool) is large: max RB above its chance level": C.decide(
+            "max RB - chance", _boot(lambda i: rb(i) - chance, len(g_att), p), direction="greater",
+            margin=LARGE_RB, evidence={"max RB": rb(np.arange(len(g_att))), "chance level": chance}),
     }
     return C.combine("Output-fairness metrics look acceptable while robustness bias is large", parts, rule="all")
 
@@ -227,18 +239,22 @@ def agreement_claim(audits, p) -> C.Claim:
 
 
 def balancing_claim(audits, test, taus, p) -> C.Claim:
-    """Balanced minus imbalanced training, on the same resampled test (and attacked) images."""
+    """Balanced minus imbalanced training, per seed (a detector of each per seed, evaluated on the
+    same test and attacked images): retraining is what balancing changes, so the replicate is the
+    seed, and one seed cannot decide."""
     _, y, g, _ = test
     imb, bal = of_condition(audits, "imbalanced"), of_condition(audits, "balanced")
-    gap_imb, gap_bal = (output_gap_stat(y, g, [a.y_pred for a in runs]) for runs in (imb, bal))
-    (d_imb, g_att), (d_bal, _) = distances_of(imb, WHITE[0]), distances_of(bal, WHITE[0])
-    rb_imb, rb_bal = max_rb_stat(d_imb, g_att, taus), max_rb_stat(d_bal, g_att, taus)
-    parts = {
-        "output gap": C.decide("output gap", _boot(lambda i: gap_bal(i) - gap_imb(i), len(y), p),
-                               direction="less", margin=0.0),
-        "robustness bias (DeepFool)": C.decide("max RB", _boot(lambda i: rb_bal(i) - rb_imb(i), len(g_att), p),
-                                               direction="less", margin=0.0),
-    }
+    every = np.arange(len(y))
+
+    def per_seed(runs, what):
+        if what == "output gap":
+            return [output_gap_stat(y, g, [a.y_pred])(every) for a in runs]
+        d, g_att = distances_of(runs, WHITE[0])
+        return [max_rb_stat(row[None], g_att, taus)(np.arange(len(g_att))) for row in d]
+
+    parts = {what: C.decide(what, C.paired(per_seed(imb, what), per_seed(bal, what), unit="seed"),
+                            direction="less", margin=0.0)
+             for what in ("output gap", "robustness bias (DeepFool)")}
     return C.combine("Balancing the training data reduces both the output-fairness gaps and the robustness bias",
                      parts, rule="all")
 

@@ -25,9 +25,5 @@ PARAMS = ParamSpec({
     "n_hsj": Param(int, 24, full=200, min=4, max=5000, help="test images attacked with HopSkipJump"),
     "hsj_iter": Param(int, 10, full=40, min=1, max=500, help="HopSkipJump iterations"),
     "hsj_max_eval": Param(int, 80, full=1000, min=10, max=100000, help="HopSkipJump queries per gradient estimate"),
-    "bootstrap": Param(int, 100, full=1000, min=10, max=100000, help="bootstrap resamples for intervals"),
-    "fair_tolerance": Param(float, 0.1, min=0.0, max=1.0,
-                            help="|difference| up to which an output-fairness metric counts as acceptable "
-                                 "(disparate impact: 0.8 to 1.25)"),
-    "large_rb": Param(float, 0.2, min=0.0, max=1.0, help="max robustness bias counted as large"),
+    "bootstrap": Param(int, 1000, full=2000, min=100, max=100000, help="bootstrap resamples for intervals"),
 })
