@@ -162,7 +162,9 @@ def test_chapter_01_full_profile_paths_run_at_toy_size(tmp_path):
     rows = record["metrics"]["robust_pgd"]
     assert len(rows) == 10 and all(r["seeds_n"] == 2 and "gap_std" in r for r in rows)
     mlp_claims = record["claims"][:4]
-    assert all(c["n"] == 2 and c["unit"] == "seed" and c["ci"] is not None for c in mlp_claims)
+    assert all(c["n"] == 2 and c["unit"] == "seed" for c in mlp_claims)
+    # two seeds give an interval unless their differences agree exactly (then too few to decide)
+    assert all(c["ci"] is not None or "agree exactly" in c["note"] for c in mlp_claims)
 
 
 @pytest.mark.notebook
