@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .params import ParamSpec
+from .params import ParameterError, ParamSpec
 from .plotting import use_book_style
 from .results import ResultsRecord
 from .runtime import choose_device, describe_device, seed_everything
@@ -11,8 +11,13 @@ from .runtime import choose_device, describe_device, seed_everything
 
 def start_chapter(chapter: str, spec: ParamSpec, namespace: Mapping[str, Any]):
     """Resolve the notebook's parameters (refusing bad ones before any work), seed everything,
-    choose the device and open the results record. Returns (parameters, device, record)."""
-    params = spec.resolve_from(namespace)
+    choose the device and open the results record. Returns (parameters, device, record).
+
+    A bad parameter stops the notebook here with one line (under papermill too), not a traceback."""
+    try:
+        params = spec.resolve_from(namespace)
+    except ParameterError as err:
+        raise SystemExit(f"ParameterError: {err}") from None
     seed_everything(params["seed"])
     device = choose_device(params["device"])
     record = ResultsRecord(chapter, params, describe_device(device))

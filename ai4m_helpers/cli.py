@@ -12,8 +12,15 @@ from .params import PROFILES, ParameterError
 DEFAULT_RUN_DIR = REPO_ROOT / "_build" / "executed"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes get the same one line as bad parameters (``ai4m run -h`` shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"ai4m: error: {message} (see '{self.prog} -h')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ai4m", description=__doc__)
+    parser = _Parser(prog="ai4m", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     lst = sub.add_parser("list", help="chapters, their parameters and budgets")
@@ -55,6 +62,7 @@ def cmd_run(args) -> int:
     chapters = find(args.chapters)
     overrides = runner.parse_overrides([tuple(p) for p in args.parameter], chapters)
     runner.check_all(chapters, args.profile, overrides)
+    args.out = runner.check_out_dir(args.out)
     entries = runner.run(chapters, args.profile, overrides, args.out, keep_going=args.keep_going,
                          cell_timeout=args.cell_timeout)
     failed = [e["chapter"] for e in entries if e["status"] != "ok"]
@@ -67,6 +75,8 @@ def cmd_run(args) -> int:
 
 def cmd_book(args) -> int:
     executed = args.from_dir
+    if executed is not None and not executed.is_dir():
+        raise ParameterError(f"--from {executed} is not a folder of executed chapters")
     if executed is None:
         executed = DEFAULT_RUN_DIR
         entries = runner.run(find(None), "smoke", {}, executed)

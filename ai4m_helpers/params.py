@@ -68,7 +68,7 @@ class Param:
 def _common_params() -> dict[str, Param]:
     return {
         "profile": Param(str, "smoke", full="full", choices=PROFILES, help="named set of defaults"),
-        "seed": Param(int, 0, min=0, help="seed of every random choice"),
+        "seed": Param(int, 0, min=0, max=2**32 - 1, help="seed of every random choice"),
         "device": Param(str, "auto", check=_check_device, help="'auto', 'cpu', 'cuda' or 'cuda:N'"),
         "results_path": Param(str, "", help="where the results record goes ('' for none)"),
     }

@@ -7,6 +7,7 @@ import datetime as _dt
 import json
 import pathlib
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Iterable, Sequence
@@ -47,6 +48,23 @@ def parse_overrides(raw: Iterable[tuple[str, str]], chapters: Sequence[Chapter])
     return per_chapter
 
 
+def check_out_dir(out: pathlib.Path) -> pathlib.Path:
+    """The folder runs are written to, or ParameterError if it cannot be one: a file, a path
+    below a file, or a place this user may not write. Nothing is created here."""
+    out = pathlib.Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {out} is a file, not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ParameterError(f"--out {out} lies below {existing}, which is a file")
+    try:   # a real write, since permission bits do not tell the whole story (root, read-only mounts)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ParameterError(f"--out {out}: cannot write in {existing} ({err.strerror})") from None
+    return out
+
+
 def check_all(chapters: Sequence[Chapter], profile: str, overrides: dict[str, dict]) -> None:
     """Resolve every chapter's full parameter set now, so joint checks fail before any work."""
     for chapter in chapters:
@@ -78,7 +96,9 @@ def run_chapter(chapter: Chapter, parameters: dict[str, Any], out_dir: pathlib.P
     try:
         papermill.execute_notebook(str(source), str(executed), parameters=params,
                                    cwd=str(source.parent), progress_bar=progress,
-                                   execution_timeout=cell_timeout, kernel_name="python3")
+                                   execution_timeout=cell_timeout, kernel_name="python3",
+                                   # the kernel's start-up warnings are noise for a reader
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as err:
         entry.update(status="failed", error={"cell": err.cell_index, "exec_count": err.exec_count,
                                              "ename": err.ename, "evalue": err.evalue})

@@ -89,19 +89,24 @@ benchmark = None
 amp = None
 
 # %%
+# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+from ai4m_helpers.chapter import start_chapter
+from ai4m_helpers.robustness.params import PARAMS
+
+P, DEVICE, record = start_chapter("01", PARAMS, globals())   # refuses bad values before any work
+
+# %%
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
 from ai4m_helpers.plotting import image_strip
-from ai4m_helpers.robustness import PARAMS, src_loss, train_recipes
+from ai4m_helpers.robustness import src_loss, train_recipes
 from ai4m_helpers.robustness import experiment as ex
 from ai4m_helpers.robustness import plots
 
-P, DEVICE, record = start_chapter("01", PARAMS, globals())   # refuses bad values before any work
 
 # %% [markdown]
 # ## Data: small, over-parameterised, and with noisy labels

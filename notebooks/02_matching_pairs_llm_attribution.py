@@ -75,16 +75,21 @@ random_orders = None
 cache_dir = None
 
 # %%
+# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+from ai4m_helpers.chapter import start_chapter
+from ai4m_helpers.attribution.params import PARAMS
+
+P, DEVICE, record = start_chapter("02", PARAMS, globals())   # refuses bad values before any work
+
+# %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ai4m_helpers.attribution import PARAMS, experiment as ex, plots
+from ai4m_helpers.attribution import experiment as ex, plots
 from ai4m_helpers.attribution.api import quiet_transformers
 from ai4m_helpers.attribution.features import make_featurizer
-from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
 
-P, DEVICE, record = start_chapter("02", PARAMS, globals())   # refuses bad values before any work
 quiet_transformers()
 
 # %% [markdown]

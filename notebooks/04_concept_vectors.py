@@ -64,19 +64,24 @@ min_cluster = None
 n_random = None
 
 # %%
+# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+from ai4m_helpers.chapter import start_chapter
+from ai4m_helpers.concepts.params import PARAMS
+
+P, DEVICE, record = start_chapter("04", PARAMS, globals())   # refuses bad values before any work
+
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
 from ai4m_helpers.runtime import replicate_seeds
-from ai4m_helpers.concepts import PARAMS, experiment as ex, plots
+from ai4m_helpers.concepts import experiment as ex, plots
 from ai4m_helpers.concepts.captum_tools import class_sensitivity, concept_attribution
 from ai4m_helpers.concepts.pipeline import top_images
 
-P, DEVICE, record = start_chapter("04", PARAMS, globals())   # refuses bad values before any work
 ATTRIBUTE = "digit" if P["dataset"] == "digits" else "class"
 
 # %% [markdown]

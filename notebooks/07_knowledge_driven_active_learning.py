@@ -67,19 +67,24 @@ kal_mu = None
 mc_passes = None
 
 # %%
+# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+from ai4m_helpers.chapter import start_chapter
+from ai4m_helpers.active_learning.params import PARAMS
+
+P, DEVICE, record = start_chapter("07", PARAMS, globals())   # refuses bad values before any work
+
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ai4m_helpers.active_learning import PARAMS, experiment as ex, plots
+from ai4m_helpers.active_learning import experiment as ex, plots
 from ai4m_helpers.active_learning.rules import parse_rule
-from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
 from ai4m_helpers.runtime import replicate_seeds
 
-P, DEVICE, record = start_chapter("07", PARAMS, globals())   # refuses bad values before any work
 TASKS = P["tasks"]
 FIRST_SEED = replicate_seeds(P["seed"], P["seeds"])[0]   # the replicate the figures show
 

@@ -70,15 +70,20 @@ hsj_max_eval = None
 bootstrap = None
 
 # %%
+# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+from ai4m_helpers.chapter import start_chapter
+from ai4m_helpers.fairness.params import PARAMS
+
+P, DEVICE, record = start_chapter("08", PARAMS, globals())   # refuses bad values before any work
+
+# %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.claims import claims_table
 from ai4m_helpers.runtime import replicate_seeds
-from ai4m_helpers.fairness import PARAMS, experiment as ex, plots
+from ai4m_helpers.fairness import experiment as ex, plots
 
-P, DEVICE, record = start_chapter("08", PARAMS, globals())   # refuses bad values before any work
 
 # %% [markdown]
 # ## The data: procedural faces, genuine and manipulated

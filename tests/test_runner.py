@@ -1,4 +1,5 @@
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -114,6 +115,41 @@ def test_cli_refuses_unknown_parameters_before_any_work(tmp_path):
     assert proc.returncode == 2 and "no chapter named" in proc.stderr
 
 
+BAD_INPUTS = [
+    (["-p", "no_such_knob", "1"], "unknown parameter 'no_such_knob'"),
+    (["-p", "seed", "three"], "expects int"),
+    (["-p", "seed", "-1"], ">= 0"),
+    (["-p", "seed", "123456789012345678901"], "<= 4294967295"),
+    (["-p", "lam", "nan"], "NaN"),
+    (["-p", "label_noise", "1.5"], "<= 0.9"),
+    (["-p", "ablation_taus", "0.5,1.5"], "strictly between 0 and 1"),
+    (["-p", "ablation_lambdas", "1,x"], "expects float"),
+    (["-p", "n_train", "1000", "-p", "n_val", "1000"], "test split"),
+    (["--profile", "huge"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_bad_inputs_are_refused_in_one_line_before_anything_is_written(tmp_path, extra, message):
+    out = tmp_path / "out"
+    proc = ai4m("run", "01", *extra, "--out", str(out))
+    assert proc.returncode == 2 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_unusable_output_folders_are_refused(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for out, message in [(a_file, "is a file"), (a_file / "below", "which is a file"),
+                         (pathlib.Path("/proc/ai4m-out"), "cannot write")]:
+        proc = ai4m("run", "01", "--out", str(out))
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    proc = ai4m("book", "--from", str(tmp_path / "missing"))
+    assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
 def test_cli_lists_chapters_and_their_knobs():
     proc = ai4m("list")
     assert proc.returncode == 0, proc.stderr
@@ -129,3 +165,17 @@ def test_heartbeat_reports_elapsed_time():
     with runner.heartbeat(lines.append, "01", every_s=0.05):
         time.sleep(0.18)
     assert lines and all("chapter 01 still running" in line for line in lines)
+
+
+def test_papermill_run_directly_stops_a_bad_parameter_in_one_line(tmp_path):
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    chapter = chapters.find(["08"])[0]
+    with pytest.raises(PapermillExecutionError) as caught:
+        papermill.execute_notebook(str(chapter.notebook()), str(tmp_path / "out.ipynb"),
+                                   parameters={"train_group_share": 1.5}, progress_bar=False,
+                                   kernel_name="python3", cwd=str(chapter.notebook().parent))
+    err = caught.value
+    assert err.ename == "SystemExit" and err.evalue.startswith("ParameterError: parameter 'train_group_share'")
+    assert err.cell_index <= 4                            # before any heavy import or work
