@@ -1,6 +1,7 @@
 """What every chapter does first: check its parameters, seed, pick the device, open its record."""
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 from .params import ParameterError, ParamSpec
@@ -18,6 +19,8 @@ def start_chapter(chapter: str, spec: ParamSpec, namespace: Mapping[str, Any]):
         params = spec.resolve_from(namespace)
     except ParameterError as err:
         raise SystemExit(f"ParameterError: {err}") from None
+    if os.environ.get("AI4M_NO_PROGRESS"):   # a run for the book (see runner.NO_PROGRESS_ENV)
+        os.environ["TQDM_DISABLE"] = "1"
     seed_everything(params["seed"])
     device = choose_device(params["device"])
     record = ResultsRecord(chapter, params, describe_device(device))

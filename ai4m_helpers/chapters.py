@@ -23,6 +23,11 @@ class Chapter:
     def name(self) -> str:
         return f"{self.number}_{self.slug}"
 
+    @property
+    def heading(self) -> str:
+        """The chapter's title as the book, the CLI and the summaries show it."""
+        return f"{self.number} — {self.title}"
+
     def notebook(self, notebooks_dir: pathlib.Path | None = None) -> pathlib.Path:
         return (notebooks_dir or REPO_ROOT / "notebooks") / f"{self.name}.ipynb"
 
@@ -36,7 +41,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             "Self-residual calibration against robust overfitting",
             "ai4m_helpers.robustness.params:PARAMS", "robustness"),
     Chapter("02", "matching_pairs_llm_attribution",
-            "Attributing fine-tuned language models to their base models",
+            "Matching pairs: attributing fine-tuned language models to their base models",
             "ai4m_helpers.attribution.params:PARAMS", "attribution"),
     Chapter("04", "concept_vectors", "Disentangling polysemantic neurons into concept vectors",
             "ai4m_helpers.concepts.params:PARAMS", "concepts"),

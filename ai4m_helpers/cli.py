@@ -47,7 +47,7 @@ def cmd_list(args) -> int:
     for chapter in find(args.chapters):
         spec = chapter.spec()
         budgets = ", ".join(f"{p} {s} s" for p, s in chapter.budget_s.items())
-        print(f"{chapter.number}  {chapter.slug}: {chapter.title}")
+        print(f"{chapter.heading}  ({chapter.slug})")
         print(f"    notebook {chapter.notebook().relative_to(REPO_ROOT)}; extra [{chapter.extra}]; "
               f"budget {budgets}")
         for problem in runner.check_parameter_cell(chapter, spec):

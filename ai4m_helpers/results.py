@@ -106,6 +106,12 @@ class ResultsRecord:
         return data
 
 
+def timing_text(timings: Mapping[str, float]) -> str:
+    """'This run took 23.5 s (data 1.2 s, train 18.0 s, ...).' from a record's timings."""
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items() if name != "total")
+    return f"This run took {timings['total']:.1f} s" + (f" ({phases})." if phases else ".")
+
+
 def validate_record(data: Mapping[str, Any]) -> None:
     """Raise ValueError if a record misses a required field or has malformed claims."""
     missing = [k for k in REQUIRED_KEYS if k not in data]

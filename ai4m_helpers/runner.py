@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 import pathlib
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from .params import ParameterError, ParamSpec
 from .results import load_record
 
 SUMMARY_JSON = "summary.json"
+NO_PROGRESS_ENV = "AI4M_NO_PROGRESS"
 SUMMARY_MD = "summary.md"
 
 
@@ -86,16 +88,20 @@ def run_chapter(chapter: Chapter, parameters: dict[str, Any], out_dir: pathlib.P
     executed = out_dir / f"{chapter.name}.ipynb"
     record_path = out_dir / f"{chapter.name}.results.json"
     record_path.unlink(missing_ok=True)  # a stale record must never stand for this run
-    params = {**parameters, "results_path": str(record_path.resolve())}
+    # The kernel runs in the output folder and writes its record there under a bare file name, so
+    # an executed notebook carries no path of this machine, and re-running a download writes the
+    # record beside it.
+    params = {**parameters, "results_path": record_path.name}
     entry: dict[str, Any] = {"chapter": chapter.number, "name": chapter.name, "title": chapter.title,
                              "profile": params.get("profile", "smoke"), "parameters": parameters,
                              "notebook": executed.name,
                              "budget_s": chapter.budget_s.get(params.get("profile", "smoke")),
                              "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
+    os.environ[NO_PROGRESS_ENV] = "1"   # read by the kernel: bars belong in a live notebook, not a page
     try:
         papermill.execute_notebook(str(source), str(executed), parameters=params,
-                                   cwd=str(source.parent), progress_bar=progress,
+                                   cwd=str(out_dir.resolve()), progress_bar=progress,
                                    execution_timeout=cell_timeout, kernel_name="python3",
                                    # the kernel's start-up warnings are noise for a reader
                                    extra_arguments=["--IPKernelApp.log_level=ERROR"])
@@ -108,9 +114,23 @@ def run_chapter(chapter: Chapter, parameters: dict[str, Any], out_dir: pathlib.P
     else:
         entry["status"] = "ok"
     entry["wall_s"] = round(time.perf_counter() - start, 2)
+    _drop_machine_paths(executed)
     if entry["status"] == "ok":
         _attach_record(entry, record_path)
     return entry
+
+
+def _drop_machine_paths(executed: pathlib.Path) -> None:
+    """Papermill notes where it read and wrote the notebook; keep the file names only, so a
+    downloaded notebook says nothing about the machine that ran it."""
+    if not executed.exists():
+        return
+    nb = json.loads(executed.read_text())
+    meta = nb.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = pathlib.Path(meta[key]).name
+    executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def _attach_record(entry: dict[str, Any], record_path: pathlib.Path) -> None:
@@ -202,7 +222,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|"]
     for entry in summary["chapters"].values():
         verdicts = tally(entry.get("claims", [])) if entry["status"] == "ok" else "–"
-        lines.append(f"| {entry['chapter']} {entry['title']} | {entry['profile']} | {entry['status']} "
+        lines.append(f"| {entry['chapter']} — {entry['title']} | {entry['profile']} | {entry['status']} "
                      f"| {entry['wall_s']:.1f} | {entry['budget_s']} | {verdicts} | {entry.get('device', '–')} |")
     text = "\n".join(lines) + "\n"
     rows = "".join(claims_markdown(entry.get("claims", []), entry["chapter"], header=False)

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Self-residual calibration against robust overfitting
+# # 01 — Self-residual calibration against robust overfitting
 #
 # Adversarial training makes a classifier resist small, worst-case perturbations, but it
 # overfits in a peculiar way: robust accuracy on held-out data peaks and then falls while training
@@ -102,6 +102,7 @@ import torch
 from tqdm import tqdm
 
 from ai4m_helpers.claims import claims_table
+from ai4m_helpers.results import timing_text
 from ai4m_helpers.plotting import image_strip
 from ai4m_helpers.robustness import src_loss, train_recipes
 from ai4m_helpers.robustness import experiment as ex
@@ -392,4 +393,4 @@ record.add_metrics(
     conv_robust_pgd=ex.flat_records(conv_table) if conv_df is not None else None,
     seconds_per_epoch=hist.seconds_per_epoch, members=len(recipes))
 saved = record.save(P["results_path"])
-print(f"total {saved['timings_s']['total']:.1f} s; phases {saved['timings_s']}")
+print(timing_text(saved["timings_s"]))

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Matching pairs: which base model was this language model fine-tuned from?
+# # 02 — Matching pairs: attributing fine-tuned language models to their base models
 #
 # Most language models in use are fine-tuned descendants of a few public base models, and the
 # supply chain is rarely documented. A newsroom checking a vendor's claims, or a regulator looking
@@ -89,6 +89,7 @@ from ai4m_helpers.attribution import experiment as ex, plots
 from ai4m_helpers.attribution.api import quiet_transformers
 from ai4m_helpers.attribution.features import make_featurizer
 from ai4m_helpers.claims import claims_table
+from ai4m_helpers.results import timing_text
 
 quiet_transformers()
 
@@ -197,7 +198,7 @@ for ax, method in zip(axes, (ex.MAIN_LEVEL, "perplexity")):
 plt.tight_layout()
 plt.show()
 siblings = ex.sibling_error_share(runs, ex.MAIN_LEVEL)
-siblings
+pd.DataFrame([siblings], index=[ex.MAIN_LEVEL]).round(3)
 
 # %% [markdown]
 # ## The query budget
@@ -316,4 +317,4 @@ record.add_metrics(accuracy=accuracy.reset_index().to_dict("records"),
                    per_base=per_base.reset_index().to_dict("records"),
                    sibling_errors=siblings)
 saved = record.save(P["results_path"])
-print(f"total {saved['timings_s']['total']:.1f} s; phases {saved['timings_s']}")
+print(timing_text(saved["timings_s"]))

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Disentangling polysemantic neurons into concept vectors
+# # 04 — Disentangling polysemantic neurons into concept vectors
 #
 # A neuron that fires for apples and for football pitches cannot be given a name. This chapter
 # splits such *polysemantic* neurons into several directions of activation space, each a linear
@@ -77,6 +77,7 @@ import pandas as pd
 import torch
 
 from ai4m_helpers.claims import claims_table
+from ai4m_helpers.results import timing_text
 from ai4m_helpers.runtime import replicate_seeds
 from ai4m_helpers.concepts import experiment as ex, plots
 from ai4m_helpers.concepts.captum_tools import class_sensitivity, concept_attribution
@@ -251,4 +252,4 @@ record.add_metrics(
     concepts_per_direction=per_direction.round(4).reset_index().to_dict("records"),
     test_accuracy=[r.test_accuracy for r in runs], live_units=[int(len(r.live)) for r in runs])
 saved = record.save(P["results_path"])
-print(f"total {saved['timings_s']['total']:.1f} s; phases {saved['timings_s']}")
+print(timing_text(saved["timings_s"]))

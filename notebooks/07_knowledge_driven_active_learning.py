@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Knowledge-driven active learning
+# # 07 — Knowledge-driven active learning
 #
 # Labels are expensive: an archivist or a fact-checker can annotate only a few items. Active
 # learning chooses which ones. Most strategies ask about the samples the model is least sure of,
@@ -83,6 +83,7 @@ from tqdm import tqdm
 from ai4m_helpers.active_learning import experiment as ex, plots
 from ai4m_helpers.active_learning.rules import parse_rule
 from ai4m_helpers.claims import claims_table
+from ai4m_helpers.results import timing_text
 from ai4m_helpers.runtime import replicate_seeds
 
 TASKS = P["tasks"]
@@ -244,4 +245,4 @@ claims_table(claims)
 record.add_metrics(summary=table.round(4).to_dict("records"),
                    labelled_counts={n: r.labelled_counts for n, r in results.items()})
 saved = record.save(P["results_path"])
-print(f"total {saved['timings_s']['total']:.1f} s; phases {saved['timings_s']}")
+print(timing_text(saved["timings_s"]))

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Fairness and robustness bias of a deepfake detector
+# # 08 — Fairness and robustness bias of a deepfake detector
 #
 # Journalists rely on deepfake detectors. A detector can look fair on its outputs (equal error
 # rates, equal false alarms) while the people of one group are far easier to attack: a small,
@@ -81,6 +81,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ai4m_helpers.claims import claims_table
+from ai4m_helpers.results import timing_text
 from ai4m_helpers.runtime import replicate_seeds
 from ai4m_helpers.fairness import experiment as ex, plots
 
@@ -225,4 +226,4 @@ record.add_metrics(fairness=fairness.round(4).reset_index().to_dict("records"),
                    accuracy=[{"condition": a.condition, "seed": a.seed, **a.accuracy} for a in audits],
                    service_queries=[a.queries for a in audits])
 saved = record.save(P["results_path"])
-print(f"total {saved['timings_s']['total']:.1f} s; phases {saved['timings_s']}")
+print(timing_text(saved["timings_s"]))

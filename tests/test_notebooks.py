@@ -47,10 +47,41 @@ def test_colab_cell_installs_from_the_books_repository(chapter):
     assert f"ai4m-helpers[{chapter.extra}] @ git+{repo}" in first_code.source
 
 
-def test_every_chapter_is_in_the_table_of_contents():
-    toc = (REPO_ROOT / "_toc.yml").read_text()
-    for chapter in CHAPTERS:
-        assert f"notebooks/{chapter.name}.ipynb" in toc
+def test_every_chapter_is_in_the_table_of_contents_in_order_and_unrenumbered():
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    part = next(p for p in toc["parts"] if p["caption"] == "Chapters")
+    assert [c["file"] for c in part["chapters"]] == [f"notebooks/{c.name}.ipynb" for c in CHAPTERS]
+    assert not part.get("numbered")          # the book would number them 1, 2, 3... over 01, 02, 04
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.number)
+def test_one_number_and_one_title_everywhere(chapter):
+    heading = next(c for c in jupytext.read(chapter.notebook()).cells if c.cell_type == "markdown")
+    assert heading.source.splitlines()[0] == f"# {chapter.heading}"
+    assert chapter.name.startswith(chapter.number + "_")
+    methods = REPO_ROOT.parent / "shared" / "methods"
+    if methods.is_dir():                     # the reference notes carry the same numbers
+        assert any(n.name.startswith(chapter.number + "_") for n in methods.iterdir())
+
+
+def test_no_path_of_the_build_machine_in_an_executed_notebook(tmp_path):
+    """The runner injects a bare results file name and runs the kernel in the output folder."""
+    import nbformat
+
+    nbdir = tmp_path / "nb"
+    nbdir.mkdir()
+    chapter = chapters.Chapter("95", "where", "Where am I", "ai4m_helpers.robustness.params:PARAMS", "robustness")
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "smoke"\nseed = 0\nresults_path = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import os\nprint(os.path.exists(results_path) or 'ok')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, chapter.notebook(nbdir))
+    out = tmp_path / "out"
+    runner.run([chapter], "smoke", {}, out, notebooks_dir=nbdir, log=lambda m: None)
+    text = (out / f"{chapter.name}.ipynb").read_text()
+    assert str(tmp_path) not in text and str(REPO_ROOT) not in text
+    assert 'results_path = \\"95_where.results.json\\"' in text
 
 
 @pytest.fixture(scope="session")

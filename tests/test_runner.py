@@ -153,7 +153,7 @@ def test_unusable_output_folders_are_refused(tmp_path):
 def test_cli_lists_chapters_and_their_knobs():
     proc = ai4m("list")
     assert proc.returncode == 0, proc.stderr
-    assert "01  src_robust_overfitting" in proc.stdout
+    assert "01 — Self-residual calibration against robust overfitting  (src_robust_overfitting)" in proc.stdout
     assert "lam" in proc.stdout and "ablation_taus" in proc.stdout
     assert "warning" not in proc.stdout             # the parameters cell matches the spec
 

@@ -105,8 +105,8 @@ def run_loop(task: Task, strategies: dict, members: Sequence[Member],
         hist["f1"].append(macro_f1(task, y_test, test_probs.cpu().numpy()))
         hist["viol"].append(violation_rate(task, data["x_test"], test_probs))
         hist["regions"].append(np.array([len(set(task.region_pool[o])) for o in order]))
-        if r == cfg.rounds:
-            break
+        if r == cfg.rounds:    # the last round is evaluated, nothing more is picked
+            continue
         pool_probs = model.predict(data["x_pool"])   # every strategy but random looks at these
         for m, name in enumerate(names):
             labelled = np.zeros(n_pool, dtype=bool)
