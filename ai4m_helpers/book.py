@@ -32,29 +32,44 @@ def executed_errors(notebook: pathlib.Path) -> list[str]:
             if out.get("output_type") == "error"]
 
 
-def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Path = REPO_ROOT) -> None:
-    """Lay out the book sources with executed chapters in ``stage_dir``."""
+def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Path = REPO_ROOT) -> list[str]:
+    """Lay out the book sources with the executed chapters found in ``executed_dir`` in
+    ``stage_dir``; chapters not run there leave the table of contents and are listed as such on
+    the reproduction page. Returns the numbers of the chapters staged."""
+    present = [c for c in CHAPTERS if (executed_dir / f"{c.name}.ipynb").exists()]
+    if not present:
+        raise BookError(f"no executed chapter in {executed_dir}: run `ai4m run --out {executed_dir}` first")
+    for chapter in present:
+        errors = executed_errors(executed_dir / f"{chapter.name}.ipynb")
+        if errors:
+            raise BookError(f"chapter {chapter.number} ran with errors ({errors[0]}); fix it first")
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(repo / name, stage_dir / name)
+    shutil.copy2(repo / "_config.yml", stage_dir / "_config.yml")
     shutil.copytree(repo / "book", stage_dir / "book")
     (stage_dir / "notebooks").mkdir()
-    for chapter in CHAPTERS:
+    for chapter in present:
         executed = executed_dir / f"{chapter.name}.ipynb"
-        if not executed.exists():
-            raise BookError(f"no executed notebook for chapter {chapter.number} in {executed_dir}: "
-                            f"run `ai4m run {chapter.number} --out {executed_dir}` first")
-        errors = executed_errors(executed)
-        if errors:
-            raise BookError(f"chapter {chapter.number} ran with errors ({errors[0]}); fix it first")
         _copy_folding_injected_parameters(executed, stage_dir / "notebooks" / executed.name)
-    _write_this_build_page(executed_dir, stage_dir / THIS_BUILD_PAGE)
+    _write_toc(repo / "_toc.yml", stage_dir / "_toc.yml", {c.name for c in present})
+    missing = [c for c in CHAPTERS if c not in present]
+    _write_this_build_page(executed_dir, stage_dir / THIS_BUILD_PAGE, missing)
     config_path = stage_dir / "_config.yml"
     config = yaml.safe_load(config_path.read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"  # show what the run recorded
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return [c.number for c in present]
+
+
+def _write_toc(source: pathlib.Path, target: pathlib.Path, names: set[str]) -> None:
+    """The table of contents without the chapters that were not run."""
+    toc = yaml.safe_load(source.read_text())
+    for part in toc["parts"]:
+        part["chapters"] = [c for c in part["chapters"]
+                            if not c["file"].startswith("notebooks/") or pathlib.Path(c["file"]).stem in names]
+    toc["parts"] = [p for p in toc["parts"] if p["chapters"]]
+    target.write_text(yaml.safe_dump(toc, sort_keys=False, allow_unicode=True))
 
 
 def _copy_folding_injected_parameters(source: pathlib.Path, target: pathlib.Path) -> None:
@@ -67,12 +82,13 @@ def _copy_folding_injected_parameters(source: pathlib.Path, target: pathlib.Path
     target.write_text(json.dumps(nb, indent=1))
 
 
-def _write_this_build_page(executed_dir: pathlib.Path, page: pathlib.Path) -> None:
+def _write_this_build_page(executed_dir: pathlib.Path, page: pathlib.Path, missing=()) -> None:
     summary = load_summary(executed_dir)
     table = (executed_dir / SUMMARY_MD).read_text() if (executed_dir / SUMMARY_MD).exists() else ""
+    not_run = ("\n\nNot run for this build: " + "; ".join(c.heading for c in missing) + ".") if missing else ""
     page.write_text(
         "The chapters on this site were executed for this build; their run, chapter by chapter "
-        f"(summary updated {summary.get('updated', 'at an unknown time')}):\n\n{table}")
+        f"(summary updated {summary.get('updated', 'at an unknown time')}):\n\n{table}{not_run}\n")
 
 
 def build(executed_dir: pathlib.Path, out_root: pathlib.Path = REPO_ROOT,

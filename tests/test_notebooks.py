@@ -1,5 +1,6 @@
 """The chapters as files (no outputs, paired twins, parameters) and as runs (smoke profile, book)."""
 import json
+import pathlib
 import re
 
 import jupytext
@@ -210,3 +211,47 @@ def test_chapter_04_full_profile_paths_run_at_toy_size(tmp_path):
     attributes = {r["attribute"] for r in record["metrics"]["purity"]}
     assert attributes == {"class", "shape", "colour", "texture"}
     assert len(record["metrics"]["test_accuracy"]) == 2
+
+
+def _readme_block(heading: str) -> list[str]:
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split(f"## {heading}", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.strip().splitlines() if line.strip()]
+
+
+def test_a_book_stages_whatever_chapters_a_folder_holds(tmp_path):
+    first = CHAPTERS[0]
+    executed = tmp_path / "runs"
+    executed.mkdir()
+    (executed / f"{first.name}.ipynb").write_text(first.notebook().read_text())
+    staged = book.stage(executed, tmp_path / "stage")
+    assert staged == [first.number]
+    toc = (tmp_path / "stage" / "_toc.yml").read_text()
+    assert first.name in toc and all(c.name not in toc for c in CHAPTERS[1:])
+    page = (tmp_path / "stage" / book.THIS_BUILD_PAGE).read_text()
+    assert "Not run for this build" in page and CHAPTERS[1].heading in page
+    with pytest.raises(book.BookError, match="no executed chapter"):
+        book.stage(tmp_path / "stage" / "book", tmp_path / "stage2")
+
+
+@pytest.mark.notebook
+def test_the_readme_class_workflow_runs_verbatim(tmp_path):
+    """The commands of the README's class section, as written (the full-profile line is a GPU's job)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "notebooks").symlink_to(REPO_ROOT / "notebooks")
+    env = {**os.environ, "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    ran = []
+    for line in _readme_block("Run chapters for a class"):
+        if "--profile full" in line:
+            continue
+        command = line.replace(".venv/bin/", "")
+        proc = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        ran.append(line)
+    record = load_record(tmp_path / "runs" / "student-03" / f"{CHAPTERS[0].name}.results.json")
+    assert record["parameters"]["seed"] == 3 and record["parameters"]["eps"] == 0.2
+    assert any(line.split()[1] == "book" for line in ran) and (tmp_path / "out.ipynb").exists()
