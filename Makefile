@@ -3,8 +3,9 @@
 #   make test   installs everything into .venv and runs the tests
 PYTHON ?= python3
 VENV   ?= .venv
-# The CPU build of PyTorch first, so the package's `torch>=2.2` does not pull a CUDA build.
-TORCH_SPEC ?= torch==2.13.0
+# PyTorch first (tools/install_torch.py): the CPU build on a machine without an NVIDIA GPU, the
+# CUDA build with one; TORCH_SPEC=<requirement> installs exactly that instead.
+TORCH_VERSION ?= 2.13.0
 BIN := $(VENV)/bin
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -12,13 +13,13 @@ SHELL := /bin/bash
 QUIET := 2>&1 | { grep -v "is ignored" || true; }
 STAMP := $(VENV)/.installed
 
-.PHONY: book test install run clean
+.PHONY: book test install run lab kernel clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/install_torch.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q $(TORCH_SPEC)  $(QUIET)
+	$(BIN)/python tools/install_torch.py $(TORCH_VERSION)  $(QUIET)
 	$(BIN)/python -m pip install -q -e ".[dev]"  $(QUIET)
 	$(BIN)/python -c "import torch, art, papermill, jupyter_book, ai4m_helpers"
 	touch $(STAMP)
@@ -31,6 +32,15 @@ book: run
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The notebooks in JupyterLab, with this environment as their kernel.
+lab: kernel
+	$(BIN)/python -m pip install -q -e ".[lab]"  $(QUIET)
+	$(BIN)/jupyter lab notebooks/
+
+# A named kernel ("Python 3 (ai4m)") for Jupyter front-ends outside this folder (a JupyterHub).
+kernel: install
+	$(BIN)/python -m ipykernel install --user --name ai4m --display-name "Python 3 (ai4m)"
 
 clean:
 	rm -rf _build
