@@ -20,6 +20,13 @@ from .runner import SUMMARY_MD, load_summary
 THIS_BUILD_PAGE = pathlib.Path("book/results/this_build.md")
 
 
+def release_tag() -> str:
+    """The git tag of this version of the book: notebooks install their helpers from it."""
+    from . import __version__
+
+    return f"v{__version__}"
+
+
 class BookError(RuntimeError):
     pass
 
@@ -58,6 +65,9 @@ def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Pat
     config_path = stage_dir / "_config.yml"
     config = yaml.safe_load(config_path.read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"  # show what the run recorded
+    # Launch buttons open the notebooks of the release the helpers are pinned to, as the install
+    # cell of every notebook does.
+    config.setdefault("repository", {})["branch"] = release_tag()
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return [c.number for c in present]
 

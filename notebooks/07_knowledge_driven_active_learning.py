@@ -38,14 +38,13 @@
 # `ai4m run 07 --profile smoke -p seed 3 --out runs/` (see *How to run*).
 
 # %%
-# In Colab (and only there) install the book's helpers for this chapter.
-import subprocess
+# In Colab (and only there) install the book's helpers for this chapter, at the release this
+# notebook belongs to (pip's output shows what it installs; it takes a minute or two).
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "ai4m-helpers[active_learning] @ git+https://github.com/ai4media/trustworthy-ai-for-media"],
-                   check=True)
+    get_ipython().run_line_magic(  # noqa: F821  (%pip, written so the text twin is valid Python)
+        "pip", 'install "ai4m-helpers[active_learning] @ git+https://github.com/ai4media/trustworthy-ai-for-media@v0.1.0"')
 
 # %% tags=["parameters"]
 # Every knob of the chapter. None means "the profile's value"; `ai4m list 07` shows them all.

@@ -39,3 +39,10 @@ def test_environment_yml_matches_the_package():
     assert set(ours) == set(theirs)
     assert all(ours[k].split(k, 1)[-1].replace("pytorch", "") == theirs[k].split(k, 1)[-1] for k in ours)
     assert pip == ["-e .[all,lab]"]
+
+
+def test_one_version_for_the_package_and_the_release_tag_notebooks_install_from():
+    from ai4m_helpers import __version__, book
+
+    version = re.search(r'^version = "(.+)"', (REPO_ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert version == __version__ and book.release_tag() == f"v{version}"

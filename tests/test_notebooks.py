@@ -44,8 +44,8 @@ def test_colab_cell_installs_from_the_books_repository(chapter):
     config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
     repo = config["repository"]["url"]
     first_code = next(c for c in jupytext.read(chapter.notebook()).cells if c.cell_type == "code")
-    assert "google.colab" in first_code.source
-    assert f"ai4m-helpers[{chapter.extra}] @ git+{repo}" in first_code.source
+    assert "google.colab" in first_code.source and '"pip", ' in first_code.source   # %pip: output shown
+    assert f"ai4m-helpers[{chapter.extra}] @ git+{repo}@{book.release_tag()}" in first_code.source
 
 
 def test_every_chapter_is_in_the_table_of_contents_in_order_and_unrenumbered():
