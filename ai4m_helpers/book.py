@@ -15,9 +15,12 @@ import sys
 import yaml
 
 from .chapters import CHAPTERS, REPO_ROOT
+from .claims import tally
 from .runner import SUMMARY_MD, load_summary
 
 THIS_BUILD_PAGE = pathlib.Path("book/results/this_build.md")
+EXECUTION_TABLE = pathlib.Path("book/results/execution_table.md")
+RECORDS_DIR = pathlib.Path("book/results/runs")     # committed records: the only source of times
 
 
 def release_tag() -> str:
@@ -56,9 +59,12 @@ def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Pat
     shutil.copy2(repo / "_config.yml", stage_dir / "_config.yml")
     shutil.copytree(repo / "book", stage_dir / "book")
     (stage_dir / "notebooks").mkdir()
+    measured = measured_times(repo / RECORDS_DIR)
     for chapter in present:
         executed = executed_dir / f"{chapter.name}.ipynb"
-        _copy_folding_injected_parameters(executed, stage_dir / "notebooks" / executed.name)
+        _copy_folding_injected_parameters(executed, stage_dir / "notebooks" / executed.name,
+                                          runtime_note(measured.get(chapter.number, {})))
+    (stage_dir / EXECUTION_TABLE).write_text(execution_table(measured))
     _write_toc(repo / "_toc.yml", stage_dir / "_toc.yml", {c.name for c in present})
     missing = [c for c in CHAPTERS if c not in present]
     _write_this_build_page(executed_dir, stage_dir / THIS_BUILD_PAGE, missing)
@@ -82,14 +88,56 @@ def _write_toc(source: pathlib.Path, target: pathlib.Path, names: set[str]) -> N
     target.write_text(yaml.safe_dump(toc, sort_keys=False, allow_unicode=True))
 
 
-def _copy_folding_injected_parameters(source: pathlib.Path, target: pathlib.Path) -> None:
-    """Copy an executed notebook; the cell papermill injected (run-specific paths) starts folded."""
+def _copy_folding_injected_parameters(source: pathlib.Path, target: pathlib.Path, note: str = "") -> None:
+    """Copy an executed notebook; the cell papermill injected (run-specific values) starts folded,
+    and ``note`` (the chapter's measured run times) follows the title."""
     nb = json.loads(source.read_text())
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags and "hide-input" not in tags:
             cell["metadata"]["tags"] = tags + ["hide-input"]
+    if note:
+        first = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown")
+        nb["cells"].insert(first + 1, {"cell_type": "markdown", "metadata": {}, "source": note})
     target.write_text(json.dumps(nb, indent=1))
+
+
+def measured_times(records_dir: pathlib.Path) -> dict[str, dict[str, dict]]:
+    """Chapter -> profile -> the latest committed record's time, device and date."""
+    out: dict[str, dict[str, dict]] = {}
+    for path in sorted(records_dir.glob("*.results.json")) if records_dir.is_dir() else []:
+        record = json.loads(path.read_text())
+        entry = {"seconds": record["timings_s"]["total"], "device": record["device"],
+                 "date": str(record.get("started", ""))[:10], "record": path.name,
+                 "verdicts": tally(record["claims"])}
+        previous = out.setdefault(record["chapter"], {}).get(record["profile"])
+        if previous is None or entry["date"] >= previous["date"]:
+            out[record["chapter"]][record["profile"]] = entry
+    return out
+
+
+def _time_text(entry: dict | None) -> str:
+    if not entry:
+        return "not measured yet"
+    return f"{entry['seconds']:.0f} s on {entry['device']} ({entry['date']})"
+
+
+def runtime_note(measured: dict) -> str:
+    """The line under a chapter's title: its measured run times, from committed records."""
+    return (f"*Run time, measured (the notebook's own timer)*: `smoke` {_time_text(measured.get('smoke'))}; "
+            f"`full` {_time_text(measured.get('full'))}. Every run: the "
+            "[execution statistics](../book/execution.md).")
+
+
+def execution_table(measured: dict) -> str:
+    rows = ["| chapter | profile | time (s) | device | date | claims | record |", "|---|---|---|---|---|---|---|"]
+    for chapter in CHAPTERS:
+        for profile in ("smoke", "full"):
+            e = measured.get(chapter.number, {}).get(profile)
+            rows.append(f"| {chapter.heading} | {profile} | " + (
+                f"{e['seconds']:.1f} | {e['device']} | {e['date']} | {e['verdicts']} | `{e['record']}` |" if e
+                else "– | not measured yet | | | |"))
+    return "\n".join(rows) + "\n"
 
 
 def _write_this_build_page(executed_dir: pathlib.Path, page: pathlib.Path, missing=()) -> None:

@@ -255,3 +255,24 @@ def test_the_readme_class_workflow_runs_verbatim(tmp_path):
     record = load_record(tmp_path / "runs" / "student-03" / f"{CHAPTERS[0].name}.results.json")
     assert record["parameters"]["seed"] == 3 and record["parameters"]["eps"] == 0.2
     assert any(line.split()[1] == "book" for line in ran) and (tmp_path / "out.ipynb").exists()
+
+
+def test_measured_times_come_from_committed_records(tmp_path):
+    records = tmp_path / "runs"
+    records.mkdir()
+    base = {"chapter": "01", "profile": "smoke", "parameters": {}, "seed": 0, "device": "cpu: test (2 threads)",
+            "versions": {}, "metrics": {}, "claims": []}
+    for day, total in (("2026-11-01", 50.0), ("2026-11-20", 41.5)):
+        (records / f"01_smoke_{day}.results.json").write_text(
+            json.dumps({**base, "started": f"{day}T10:00:00+00:00", "timings_s": {"total": total}}))
+    measured = book.measured_times(records)
+    assert measured["01"]["smoke"]["seconds"] == 41.5 and measured["01"]["smoke"]["date"] == "2026-11-20"
+    note = book.runtime_note(measured["01"])
+    assert "`smoke` 42 s on cpu: test (2 threads) (2026-11-20)" in note and "`full` not measured yet" in note
+    table = book.execution_table(measured)
+    assert "| 41.5 | cpu: test (2 threads) | 2026-11-20 |" in table and "not measured yet" in table
+
+
+def test_every_committed_record_is_a_valid_record():
+    for path in (REPO_ROOT / book.RECORDS_DIR).glob("*.results.json"):
+        load_record(path)
