@@ -92,6 +92,7 @@ def _copy_folding_injected_parameters(source: pathlib.Path, target: pathlib.Path
     """Copy an executed notebook; the cell papermill injected (run-specific values) starts folded,
     and ``note`` (the chapter's measured run times) follows the title."""
     nb = json.loads(source.read_text())
+    nb.get("metadata", {}).pop("widgets", None)   # live widget state: nothing a static page can use
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags and "hide-input" not in tags:

@@ -10,6 +10,22 @@ from .results import ResultsRecord
 from .runtime import choose_device, describe_device, seed_everything
 
 
+def batch_run() -> bool:
+    """True in a kernel the ``ai4m`` runner started (nobody at the screen: no progress bars,
+    static pictures instead of live widgets)."""
+    return bool(os.environ.get("AI4M_BATCH"))
+
+
+def progress_bar(iterable, desc: str):
+    """A text progress bar (tqdm) for a loop of more than a few seconds, in a live notebook only:
+    a run for the book shows none."""
+    if batch_run():
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, mininterval=5)
+
+
 def start_chapter(chapter: str, spec: ParamSpec, namespace: Mapping[str, Any]):
     """Resolve the notebook's parameters (refusing bad ones before any work), seed everything,
     choose the device and open the results record. Returns (parameters, device, record).
@@ -19,8 +35,6 @@ def start_chapter(chapter: str, spec: ParamSpec, namespace: Mapping[str, Any]):
         params = spec.resolve_from(namespace)
     except ParameterError as err:
         raise SystemExit(f"ParameterError: {err}") from None
-    if os.environ.get("AI4M_NO_PROGRESS"):   # a run for the book (see runner.NO_PROGRESS_ENV)
-        os.environ["TQDM_DISABLE"] = "1"
     seed_everything(params["seed"])
     device = choose_device(params["device"])
     record = ResultsRecord(chapter, params, describe_device(device))

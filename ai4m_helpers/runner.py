@@ -19,7 +19,8 @@ from .params import ParameterError, ParamSpec
 from .results import load_record
 
 SUMMARY_JSON = "summary.json"
-NO_PROGRESS_ENV = "AI4M_NO_PROGRESS"
+# Set for the kernels the runner starts: nobody watches them, so no progress bars and no live widgets.
+BATCH_ENV = "AI4M_BATCH"
 SUMMARY_MD = "summary.md"
 
 
@@ -98,7 +99,7 @@ def run_chapter(chapter: Chapter, parameters: dict[str, Any], out_dir: pathlib.P
                              "budget_s": chapter.budget_s.get(params.get("profile", "smoke")),
                              "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     start = time.perf_counter()
-    os.environ[NO_PROGRESS_ENV] = "1"   # read by the kernel: bars belong in a live notebook, not a page
+    os.environ[BATCH_ENV] = "1"   # read by the kernel (chapter.batch_run)
     try:
         papermill.execute_notebook(str(source), str(executed), parameters=params,
                                    cwd=str(out_dir.resolve()), progress_bar=progress,

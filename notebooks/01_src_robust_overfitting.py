@@ -43,17 +43,20 @@
 # level τ and schedule of the paper are unknown, so both are knobs here.
 # ```
 
-# %%
-# In Colab (and only there) install the book's helpers for this chapter, at the release this
-# notebook belongs to (pip's output shows what it installs; it takes a minute or two).
+# %% tags=["hide-input"]
+# In Colab (and only there): install this chapter's helpers at the release this
+# notebook belongs to (pip's output shows what it installs; a minute or two).
 import sys
 
-if "google.colab" in sys.modules:
-    get_ipython().run_line_magic(  # noqa: F821  (%pip, written so the text twin is valid Python)
-        "pip", 'install "ai4m-helpers[robustness] @ git+https://github.com/ai4media/trustworthy-ai-for-media@v0.1.0"')
+REPO = "git+https://github.com/ai4media/trustworthy-ai-for-media"
+if "google.colab" in sys.modules:  # %pip, spelled so that the text twin is valid Python
+    get_ipython().run_line_magic(  # noqa: F821
+        "pip", f'install "ai4m-helpers[robustness] @ {REPO}@v0.1.0"'
+    )
 
-# %% tags=["parameters"]
-# Every knob of the chapter. None means "the profile's value"; `ai4m list 01` shows them all.
+# %% tags=["parameters", "hide-input"]
+# Every knob of the chapter. None means "the profile's value";
+# `ai4m list 01` shows them all.
 profile = "smoke"
 seed = 0
 device = "auto"
@@ -87,26 +90,28 @@ conv_eps = None
 benchmark = None
 amp = None
 
-# %%
-# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+# %% tags=["hide-input"]
+# Check the parameters before anything heavy is imported:
+# a bad value stops here, in one line.
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.robustness.params import PARAMS
 
-P, DEVICE, record = start_chapter("01", PARAMS, globals())   # refuses bad values before any work
+P, DEVICE, record = start_chapter(
+    "01", PARAMS, globals()
+)  # refuses bad values before any work
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from tqdm import tqdm
 
+from ai4m_helpers.chapter import progress_bar
 from ai4m_helpers.claims import claims_table
 from ai4m_helpers.results import timing_text
 from ai4m_helpers.plotting import image_strip
 from ai4m_helpers.robustness import src_loss, train_recipes
 from ai4m_helpers.robustness import experiment as ex
 from ai4m_helpers.robustness import plots
-
 
 # %% [markdown]
 # ## Data: small, over-parameterised, and with noisy labels
@@ -131,11 +136,17 @@ x_train, y_train = data["train"]
 x_val, y_val = data["val"]
 x_test, y_test = data["test"]
 flipped = (data["train_clean_labels"][1] != y_train).float().mean().item()
-print(f"train {len(y_train)}, validation {len(y_val)}, test {len(y_test)}; "
-      f"{flipped:.1%} of training labels are wrong after resampling {P['label_noise']:.0%}")
+print(
+    f"train {len(y_train)}, validation {len(y_val)}, test {len(y_test)}; "
+    f"{flipped:.1%} of training labels are wrong after resampling "
+    f"{P['label_noise']:.0%}"
+)
 
-image_strip(x_train[:8].cpu().numpy().reshape(-1, 8, 8), [f"label {int(y)}" for y in y_train[:8]],
-            "Training digits with the labels the model sees (some are wrong)")
+image_strip(
+    x_train[:8].cpu().numpy().reshape(-1, 8, 8),
+    [f"label {int(y)}" for y in y_train[:8]],
+    "Training digits with the labels the model sees (some are wrong)",
+)
 plt.show()
 
 # %% [markdown]
@@ -169,9 +180,16 @@ plt.show()
 z_nat = torch.tensor([[2.0, 0.5, -1.0], [0.2, 1.5, 0.0]])
 z_adv = torch.tensor([[0.5, 1.5, -1.0], [0.1, 1.9, 0.3]])
 y = torch.tensor([0, 1])
-print("residuals r =", [round(v, 3) for v in (z_nat - z_adv).gather(1, y[:, None]).squeeze(1).tolist()])
-print("SRC term at τ=0.5:", round(src_loss(z_nat, z_adv, y, 0.5).item(), 4),
-      "  at τ=0.8:", round(src_loss(z_nat, z_adv, y, 0.8).item(), 4))
+print(
+    "residuals r =",
+    [round(v, 3) for v in (z_nat - z_adv).gather(1, y[:, None]).squeeze(1).tolist()],
+)
+print(
+    "SRC term at τ=0.5:",
+    round(src_loss(z_nat, z_adv, y, 0.5).item(), 4),
+    "  at τ=0.8:",
+    round(src_loss(z_nat, z_adv, y, 0.8).item(), 4),
+)
 
 # %% [markdown]
 # ## Training every recipe at once
@@ -193,11 +211,22 @@ recipes = ex.recipe_grid(P)
 cfg = ex.train_config(P)
 ens = ex.make_ensemble(P, recipes, DEVICE)
 names = list(dict.fromkeys(r.name for r in recipes))
-print(f"{len(recipes)} models: {len(names)} recipes x {P['seeds']} seed(s); width {P['width']}, "
-      f"{P['epochs']} epochs, ε = {P['eps']}")
+print(
+    f"{len(recipes)} models: {len(names)} recipes x {P['seeds']} seed(s); "
+    f"width {P['width']}, {P['epochs']} epochs, ε = {P['eps']}"
+)
 with record.phase("train"):
-    hist = train_recipes(ens, recipes, x_train, y_train, x_val, y_val, cfg, seed=P["seed"],
-                         progress=lambda it: tqdm(it, desc="epochs", mininterval=5))
+    hist = train_recipes(
+        ens,
+        recipes,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        cfg,
+        seed=P["seed"],
+        progress=lambda it: progress_bar(it, "epochs"),
+    )
 print(f"{hist.seconds_per_epoch:.3f} s per epoch for all {len(recipes)} models")
 
 # %%
@@ -235,19 +264,33 @@ pgd_table
 from ai4m_helpers.robustness.evaluation import art_apgd_accuracy
 
 main = [ex.MAIN_AT, ex.MAIN_SRC, ex.TRADES, ex.TRADES_SRC]
-x_apgd = x_test[:P["apgd_size"]].cpu().numpy()
-y_apgd = y_test[:P["apgd_size"]].cpu().numpy()
+x_apgd = x_test[: P["apgd_size"]].cpu().numpy()
+y_apgd = y_test[: P["apgd_size"]].cpu().numpy()
 rows = []
 with record.phase("apgd"):
     for r, recipe in enumerate(recipes):
         if recipe.name not in main:
             continue
         for which, params in (("best", hist.best_params), ("last", hist.last_params)):
-            out = art_apgd_accuracy(ens.member(r, params), x_apgd, y_apgd, P["eps"],
-                                    max_iter=P["apgd_iter"], device=DEVICE)
-            assert out["max_perturbation"] <= P["eps"] + 1e-5   # the attack respected the budget
-            rows.append({"recipe": recipe.name, "seed": recipe.seed, "checkpoint": which,
-                         "apgd": out["accuracy"]})
+            out = art_apgd_accuracy(
+                ens.member(r, params),
+                x_apgd,
+                y_apgd,
+                P["eps"],
+                max_iter=P["apgd_iter"],
+                device=DEVICE,
+            )
+            assert (
+                out["max_perturbation"] <= P["eps"] + 1e-5
+            )  # the attack respected the budget
+            rows.append(
+                {
+                    "recipe": recipe.name,
+                    "seed": recipe.seed,
+                    "checkpoint": which,
+                    "apgd": out["accuracy"],
+                }
+            )
 apgd_df = pd.DataFrame(rows)
 apgd_table = ex.best_last_table(apgd_df, "apgd")
 apgd_table
@@ -260,9 +303,15 @@ apgd_table
 # calibration error {cite}`guo2017calibration` (15 equal-width bins) of the last checkpoints:
 
 # %%
-fig = plots.plot_calibration(df, [ex.MAIN_AT, ex.MAIN_SRC, ex.ALP, ex.TRADES, ex.TRADES_SRC])
+fig = plots.plot_calibration(
+    df, [ex.MAIN_AT, ex.MAIN_SRC, ex.ALP, ex.TRADES, ex.TRADES_SRC]
+)
 plt.show()
-ece = df[df.checkpoint == "last"].groupby("recipe")[["ece_natural", "ece_adversarial"]].mean()
+ece = (
+    df[df.checkpoint == "last"]
+    .groupby("recipe")[["ece_natural", "ece_adversarial"]]
+    .mean()
+)
 ece.reindex(names)
 
 # %% [markdown]
@@ -295,16 +344,29 @@ if P["conv_epochs"] > 0:
     with record.phase("conv_data"):
         shapes = ex.load_shapes(P, DEVICE)
     xs, ys = shapes["test"]
-    image_strip(xs[:8].cpu().numpy(), [SHAPES[label] for label in ys[:8].cpu().numpy()], height=1.4)
+    image_strip(
+        xs[:8].cpu().numpy(),
+        [SHAPES[label] for label in ys[:8].cpu().numpy()],
+        height=1.4,
+    )
     plt.show()
     conv_list = ex.conv_recipes(P)
     conv_cfg = ex.conv_train_config(P)
     conv_ens = ex.make_conv_ensemble(P, conv_list, DEVICE)
     with record.phase("conv_train"):
-        conv_hist = train_recipes(conv_ens, conv_list, *shapes["train"], *shapes["val"], conv_cfg,
-                                  seed=P["seed"], progress=lambda it: tqdm(it, desc="epochs", mininterval=5))
+        conv_hist = train_recipes(
+            conv_ens,
+            conv_list,
+            *shapes["train"],
+            *shapes["val"],
+            conv_cfg,
+            seed=P["seed"],
+            progress=lambda it: progress_bar(it, "epochs"),
+        )
     with record.phase("conv_evaluate"):
-        conv_df = ex.evaluate_checkpoints(conv_ens, conv_hist, xs, ys, conv_cfg, seed=P["seed"])
+        conv_df = ex.evaluate_checkpoints(
+            conv_ens, conv_hist, xs, ys, conv_cfg, seed=P["seed"]
+        )
     plots.plot_curves(conv_hist, [ex.MAIN_AT, ex.MAIN_SRC])
     plt.gca().set_title("Conv net on generated shapes: validation robust accuracy")
     plt.show()
@@ -323,13 +385,24 @@ if P["benchmark"]:
     from ai4m_helpers.robustness.models import MLP
 
     with record.phase("benchmark"):
-        speed = compare_epoch_speed(lambda: MLP(64, P["width"], 2, 10), x_train.cpu().numpy(),
-                                    y_train.cpu().numpy(), cfg, DEVICE, repeats=2)
+        speed = compare_epoch_speed(
+            lambda: MLP(64, P["width"], 2, 10),
+            x_train.cpu().numpy(),
+            y_train.cpu().numpy(),
+            cfg,
+            DEVICE,
+            repeats=2,
+        )
     record.add_metrics(speed=speed)
-    print(f"seconds per epoch: ART {speed['art_s_per_epoch']:.3f}, bare loop {speed['bare_s_per_epoch']:.3f}, "
-          f"ours {speed['ours_s_per_epoch']:.3f} ({speed['device']})")
-    print(f"ours is {speed['speedup_vs_art']:.1f}x as fast as ART's trainer and runs at "
-          f"{speed['fraction_of_bare_speed']:.0%} of the bare loop's speed")
+    print(
+        f"seconds per epoch: ART {speed['art_s_per_epoch']:.3f}, "
+        f"bare loop {speed['bare_s_per_epoch']:.3f}, "
+        f"ours {speed['ours_s_per_epoch']:.3f} ({speed['device']})"
+    )
+    print(
+        f"ours is {speed['speedup_vs_art']:.1f}x as fast as ART's trainer and runs at "
+        f"{speed['fraction_of_bare_speed']:.0%} of the bare loop's speed"
+    )
 
 # %% [markdown]
 # ## The claim
@@ -346,10 +419,12 @@ if P["benchmark"]:
 
 # %%
 claims = record.add_claims(ex.decide_claims(apgd_df, df, conv_df))
-alp = ex.alp_control(df)   # does plain logit pairing (ALP, same λ) do as well as SRC?
+alp = ex.alp_control(df)  # does plain logit pairing (ALP, same λ) do as well as SRC?
 record.add_metrics(alp_control=alp)
-print(f"control: last-checkpoint robust accuracy (PGD) of ALP {alp['robust last ALP']:.3f} "
-      f"against SRC {alp['robust last SRC']:.3f}")
+print(
+    "control: last-checkpoint robust accuracy (PGD) of ALP "
+    f"{alp['robust last ALP']:.3f} against SRC {alp['robust last SRC']:.3f}"
+)
 claims_table(claims)
 
 # %% [markdown]
@@ -384,12 +459,14 @@ claims_table(claims)
 # 3. Set `detach_natural = True`: does SRC still help when only the adversarial logit is pulled?
 # 4. Raise `eps` to 0.2. How do the best–last gaps and the clean cost change?
 
-# %%
+# %% tags=["hide-input"]
 record.add_metrics(
     robust_pgd=ex.flat_records(pgd_table),
     robust_apgd=ex.flat_records(apgd_table),
     ece_last=ece.round(4).reset_index().to_dict("records"),
     conv_robust_pgd=ex.flat_records(conv_table) if conv_df is not None else None,
-    seconds_per_epoch=hist.seconds_per_epoch, members=len(recipes))
+    seconds_per_epoch=hist.seconds_per_epoch,
+    members=len(recipes),
+)
 saved = record.save(P["results_path"])
 print(timing_text(saved["timings_s"]))

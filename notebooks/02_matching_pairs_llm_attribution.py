@@ -37,17 +37,20 @@
 # (the first cell installs the helpers in Colab), or run it with papermill:
 # `ai4m run 02 --profile smoke -p query_prompts 20 --out runs/` (see *How to run*).
 
-# %%
-# In Colab (and only there) install the book's helpers for this chapter, at the release this
-# notebook belongs to (pip's output shows what it installs; it takes a minute or two).
+# %% tags=["hide-input"]
+# In Colab (and only there): install this chapter's helpers at the release this
+# notebook belongs to (pip's output shows what it installs; a minute or two).
 import sys
 
-if "google.colab" in sys.modules:
-    get_ipython().run_line_magic(  # noqa: F821  (%pip, written so the text twin is valid Python)
-        "pip", 'install "ai4m-helpers[attribution] @ git+https://github.com/ai4media/trustworthy-ai-for-media@v0.1.0"')
+REPO = "git+https://github.com/ai4media/trustworthy-ai-for-media"
+if "google.colab" in sys.modules:  # %pip, spelled so that the text twin is valid Python
+    get_ipython().run_line_magic(  # noqa: F821
+        "pip", f'install "ai4m-helpers[attribution] @ {REPO}@v0.1.0"'
+    )
 
-# %% tags=["parameters"]
-# Every knob of the chapter. None means "the profile's value"; `ai4m list 02` shows them all.
+# %% tags=["parameters", "hide-input"]
+# Every knob of the chapter. None means "the profile's value";
+# `ai4m list 02` shows them all.
 profile = "smoke"
 seed = 0
 device = "auto"
@@ -73,14 +76,17 @@ encoder = None
 random_orders = None
 cache_dir = None
 
-# %%
-# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+# %% tags=["hide-input"]
+# Check the parameters before anything heavy is imported:
+# a bad value stops here, in one line.
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.attribution.params import PARAMS
 
-P, DEVICE, record = start_chapter("02", PARAMS, globals())   # refuses bad values before any work
+P, DEVICE, record = start_chapter(
+    "02", PARAMS, globals()
+)  # refuses bad values before any work
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -119,7 +125,10 @@ with record.phase("zoos"):
 zoo = zoos[0]
 fig, ax = plt.subplots(figsize=(10, 3.6))
 plots.family_tree(ax, zoo)
-ax.set_title(f"the zoo of seed {zoo.settings.seed}: bases coloured by family, descendants below", fontsize=10)
+ax.set_title(
+    f"the zoo of seed {zoo.settings.seed}: bases coloured by family, descendants below",
+    fontsize=10,
+)
 plt.show()
 pd.DataFrame(zoo.tree()).set_index("base")
 
@@ -155,9 +164,13 @@ for zoo in zoos:
 
 # %%
 first = runs[0]
-shown = [b for b in first.bases[:4]] + [m for m in first.test_models if m.split("/")[0] in first.bases[:2]][:3]
-pd.DataFrame({name: [t.replace("\n", " ⏎ ") for t in first.samples[name]] for name in shown},
-             index=[repr(p) for p in first.samples["prompts"]]).T
+shown = [b for b in first.bases[:4]] + [
+    m for m in first.test_models if m.split("/")[0] in first.bases[:2]
+][:3]
+pd.DataFrame(
+    {name: [t.replace("\n", " ⏎ ") for t in first.samples[name]] for name in shown},
+    index=[repr(p) for p in first.samples["prompts"]],
+).T
 
 # %% [markdown]
 # ## Attribution with every query prompt
@@ -179,8 +192,10 @@ pd.DataFrame({name: [t.replace("\n", " ⏎ ") for t in first.samples[name]] for 
 chance = 1 / len(first.bases)
 queries = sum(run.queries_to_test_models for run in runs)
 accuracy = ex.accuracy_table(runs)
-print(f"chance {chance:.3f}; {len(runs)} zoo(s); {queries} queries to held-out models in all "
-      f"({P['query_prompts']} per model)")
+print(
+    f"chance {chance:.3f}; {len(runs)} zoo(s); {queries} queries to held-out "
+    f"models in all ({P['query_prompts']} per model)"
+)
 accuracy
 
 # %% [markdown]
@@ -215,7 +230,9 @@ fig, axes = plt.subplots(1, len(ex.METHODS), figsize=(13, 3), sharey=True)
 plots.budget_curves(axes, curves, ex.METHODS, chance)
 plt.tight_layout()
 plt.show()
-curves.groupby(["method", "prompts"])[["random prompts", "ranked prompts"]].mean().unstack(0).round(2)
+curves.groupby(["method", "prompts"])[
+    ["random prompts", "ranked prompts"]
+].mean().unstack(0).round(2)
 
 # %% [markdown]
 # ## How much fine-tuning erases the fingerprint
@@ -231,9 +248,19 @@ methods_ft = [c for c in ft.columns if c not in ("zoo seed", "model", "steps", "
 fig, ax = plt.subplots(figsize=(7, 2.6))
 plots.correct_by_steps(ax, ft, methods_ft)
 plt.show()
-ft["fine-tuning"] = pd.qcut(ft["steps"].rank(method="first"), 3, labels=["light third", "middle third", "heavy third"])
+ft["fine-tuning"] = pd.qcut(
+    ft["steps"].rank(method="first"),
+    3,
+    labels=["light third", "middle third", "heavy third"],
+)
 by_strength = ft.groupby("fine-tuning", observed=True)[methods_ft].mean()
-by_strength.insert(0, "steps", ft.groupby("fine-tuning", observed=True)["steps"].agg(lambda s: f"{s.min()}-{s.max()}"))
+by_strength.insert(
+    0,
+    "steps",
+    ft.groupby("fine-tuning", observed=True)["steps"].agg(
+        lambda s: f"{s.min()}-{s.max()}"
+    ),
+)
 by_strength
 
 # %% [markdown]
@@ -309,11 +336,16 @@ claims_table(claims)
 #    `ai4m_helpers.attribution.api.LMService.open("distilgpt2", 24)`, and compare its perplexity on a `prose`
 #    response with that of `gpt2`: do the siblings agree?
 
-# %%
-record.add_metrics(accuracy=accuracy.reset_index().to_dict("records"),
-                   accuracy_by_finetuning=by_strength.reset_index().astype({"fine-tuning": str}).to_dict("records"),
-                   chance=chance, queries_to_held_out_models=queries,
-                   per_base=per_base.reset_index().to_dict("records"),
-                   sibling_errors=siblings)
+# %% tags=["hide-input"]
+record.add_metrics(
+    accuracy=accuracy.reset_index().to_dict("records"),
+    accuracy_by_finetuning=by_strength.reset_index()
+    .astype({"fine-tuning": str})
+    .to_dict("records"),
+    chance=chance,
+    queries_to_held_out_models=queries,
+    per_base=per_base.reset_index().to_dict("records"),
+    sibling_errors=siblings,
+)
 saved = record.save(P["results_path"])
 print(timing_text(saved["timings_s"]))

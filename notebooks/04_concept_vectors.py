@@ -35,17 +35,20 @@
 # (the first cell installs the helpers in Colab), or run it with papermill:
 # `ai4m run 04 --profile smoke -p seed 3 --out runs/` (see *How to run*).
 
-# %%
-# In Colab (and only there) install the book's helpers for this chapter, at the release this
-# notebook belongs to (pip's output shows what it installs; it takes a minute or two).
+# %% tags=["hide-input"]
+# In Colab (and only there): install this chapter's helpers at the release this
+# notebook belongs to (pip's output shows what it installs; a minute or two).
 import sys
 
-if "google.colab" in sys.modules:
-    get_ipython().run_line_magic(  # noqa: F821  (%pip, written so the text twin is valid Python)
-        "pip", 'install "ai4m-helpers[concepts] @ git+https://github.com/ai4media/trustworthy-ai-for-media@v0.1.0"')
+REPO = "git+https://github.com/ai4media/trustworthy-ai-for-media"
+if "google.colab" in sys.modules:  # %pip, spelled so that the text twin is valid Python
+    get_ipython().run_line_magic(  # noqa: F821
+        "pip", f'install "ai4m-helpers[concepts] @ {REPO}@v0.1.0"'
+    )
 
-# %% tags=["parameters"]
-# Every knob of the chapter. None means "the profile's value"; `ai4m list 04` shows them all.
+# %% tags=["parameters", "hide-input"]
+# Every knob of the chapter. None means "the profile's value";
+# `ai4m list 04` shows them all.
 profile = "smoke"
 seed = 0
 device = "auto"
@@ -62,14 +65,17 @@ thresholds = None
 min_cluster = None
 n_random = None
 
-# %%
-# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+# %% tags=["hide-input"]
+# Check the parameters before anything heavy is imported:
+# a bad value stops here, in one line.
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.concepts.params import PARAMS
 
-P, DEVICE, record = start_chapter("04", PARAMS, globals())   # refuses bad values before any work
+P, DEVICE, record = start_chapter(
+    "04", PARAMS, globals()
+)  # refuses bad values before any work
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -102,8 +108,11 @@ runs = []
 with record.phase("train_and_split"):
     for s in replicate_seeds(P["seed"], P["seeds"]):
         runs.append(ex.run_seed(P, s, DEVICE))
-        print(f"seed {s}: test accuracy {runs[-1].test_accuracy:.3f}, live units "
-              f"{len(runs[-1].live)}/{P['channels']}, model scale {runs[-1].scale['dot']:.2f}")
+        print(
+            f"seed {s}: test accuracy {runs[-1].test_accuracy:.3f}, live units "
+            f"{len(runs[-1].live)}/{P['channels']}, "
+            f"model scale {runs[-1].scale['dot']:.2f}"
+        )
 run = runs[0]
 
 # %% [markdown]
@@ -129,7 +138,9 @@ plt.show()
 # %%
 x_eval = run.data["x"][run.data["split"]["eval"]]
 label_text = run.data["classes"]
-eval_labels = [label_text[i] for i in run.data["attributes"][ATTRIBUTE][run.data["split"]["eval"]]]
+eval_labels = [
+    label_text[i] for i in run.data["attributes"][ATTRIBUTE][run.data["split"]["eval"]]
+]
 plots.top_images_by_direction(x_eval, eval_labels, run.eval_acts, unit, split)
 plt.show()
 
@@ -147,11 +158,21 @@ plt.show()
 with record.phase("evaluate"):
     tables = [ex.purity_tables(r, P, ATTRIBUTE) for r in runs]
     purity, per_neuron = (pd.concat(t) for t in zip(*tables))
-    if P["dataset"] == "shapes":   # per attribute: does a concept isolate a shape, a colour, a texture?
-        purity = pd.concat([purity] + [ex.purity_tables(r, P, a)[0] for r in runs
-                                       for a in ("shape", "colour", "texture")])
-purity_summary = purity.groupby(["attribute", "ranking", "direction"], sort=False)["purity"].agg(["mean", "std", "count"])
-if P["seeds"] == 1:   # one seed has no spread to show
+    if (
+        P["dataset"] == "shapes"
+    ):  # per attribute: does a concept isolate a shape, a colour, a texture?
+        purity = pd.concat(
+            [purity]
+            + [
+                ex.purity_tables(r, P, a)[0]
+                for r in runs
+                for a in ("shape", "colour", "texture")
+            ]
+        )
+purity_summary = purity.groupby(["attribute", "ranking", "direction"], sort=False)[
+    "purity"
+].agg(["mean", "std", "count"])
+if P["seeds"] == 1:  # one seed has no spread to show
     purity_summary = purity_summary.drop(columns="std")
 purity_summary
 
@@ -191,12 +212,20 @@ with record.phase("attribution"):
     images = torch.tensor(x_eval[order], device=DEVICE)
     attr = concept_attribution(run.model, run.model.analysed_layer, v, images)
     sens = class_sensitivity(run.model.head, run.eval_acts, v, len(label_text), DEVICE)
-plots.attribution_maps(x_eval[order], [eval_labels[i] for i in order], attr,
-                       f"neuron {unit}, concept 1: top images and their integrated-gradients maps")
+plots.attribution_maps(
+    x_eval[order],
+    [eval_labels[i] for i in order],
+    attr,
+    f"neuron {unit}, concept 1: top images and their integrated-gradients maps",
+)
 plt.show()
-pd.DataFrame({"class": label_text, "TCAV score": sens["tcav"],
-              "mean directional derivative": sens["derivative"]}).sort_values(
-    "mean directional derivative", ascending=False).head(5)
+pd.DataFrame(
+    {
+        "class": label_text,
+        "TCAV score": sens["tcav"],
+        "mean directional derivative": sens["derivative"],
+    }
+).sort_values("mean directional derivative", ascending=False).head(5)
 
 # %% [markdown]
 # ## The claims
@@ -245,10 +274,12 @@ claims_table(claims)
 # 3. With `dataset = "shapes"`, which attribute (shape, colour, texture) do concept vectors isolate
 #    best, and which do neurons?
 
-# %%
+# %% tags=["hide-input"]
 record.add_metrics(
     purity=purity_summary.round(4).reset_index().to_dict("records"),
     concepts_per_direction=per_direction.round(4).reset_index().to_dict("records"),
-    test_accuracy=[r.test_accuracy for r in runs], live_units=[int(len(r.live)) for r in runs])
+    test_accuracy=[r.test_accuracy for r in runs],
+    live_units=[int(len(r.live)) for r in runs],
+)
 saved = record.save(P["results_path"])
 print(timing_text(saved["timings_s"]))

@@ -37,17 +37,20 @@
 # (the first cell installs the helpers in Colab), or run it with papermill:
 # `ai4m run 07 --profile smoke -p seed 3 --out runs/` (see *How to run*).
 
-# %%
-# In Colab (and only there) install the book's helpers for this chapter, at the release this
-# notebook belongs to (pip's output shows what it installs; it takes a minute or two).
+# %% tags=["hide-input"]
+# In Colab (and only there): install this chapter's helpers at the release this
+# notebook belongs to (pip's output shows what it installs; a minute or two).
 import sys
 
-if "google.colab" in sys.modules:
-    get_ipython().run_line_magic(  # noqa: F821  (%pip, written so the text twin is valid Python)
-        "pip", 'install "ai4m-helpers[active_learning] @ git+https://github.com/ai4media/trustworthy-ai-for-media@v0.1.0"')
+REPO = "git+https://github.com/ai4media/trustworthy-ai-for-media"
+if "google.colab" in sys.modules:  # %pip, spelled so that the text twin is valid Python
+    get_ipython().run_line_magic(  # noqa: F821
+        "pip", f'install "ai4m-helpers[active_learning] @ {REPO}@v0.1.0"'
+    )
 
-# %% tags=["parameters"]
-# Every knob of the chapter. None means "the profile's value"; `ai4m list 07` shows them all.
+# %% tags=["parameters", "hide-input"]
+# Every knob of the chapter. None means "the profile's value";
+# `ai4m list 07` shows them all.
 profile = "smoke"
 seed = 0
 device = "auto"
@@ -65,28 +68,29 @@ lr = None
 kal_mu = None
 mc_passes = None
 
-# %%
-# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+# %% tags=["hide-input"]
+# Check the parameters before anything heavy is imported:
+# a bad value stops here, in one line.
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.active_learning.params import PARAMS
 
-P, DEVICE, record = start_chapter("07", PARAMS, globals())   # refuses bad values before any work
+P, DEVICE, record = start_chapter(
+    "07", PARAMS, globals()
+)  # refuses bad values before any work
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import torch
-from tqdm import tqdm
 
 from ai4m_helpers.active_learning import experiment as ex, plots
 from ai4m_helpers.active_learning.rules import parse_rule
+from ai4m_helpers.chapter import progress_bar
 from ai4m_helpers.claims import claims_table
 from ai4m_helpers.results import timing_text
 from ai4m_helpers.runtime import replicate_seeds
 
 TASKS = P["tasks"]
-FIRST_SEED = replicate_seeds(P["seed"], P["seeds"])[0]   # the replicate the figures show
+FIRST_SEED = replicate_seeds(P["seed"], P["seeds"])[0]  # the replicate the figures show
 
 # %% [markdown]
 # ## Rules become constraints
@@ -105,7 +109,14 @@ with record.phase("data"):
 rows = []
 for name, task in task_objs.items():
     for j, (text, words) in enumerate(zip(task.kb.texts, task.rules_in_words), 1):
-        rows.append({"task": name, "rule": j, "in words": words, "as written": str(parse_rule(text))})
+        rows.append(
+            {
+                "task": name,
+                "rule": j,
+                "in words": words,
+                "as written": str(parse_rule(text)),
+            }
+        )
 pd.set_option("display.max_colwidth", None)
 pd.DataFrame(rows).set_index(["task", "rule"])
 
@@ -141,8 +152,9 @@ pd.DataFrame(rows).set_index(["task", "rule"])
 results, tables = {}, []
 with record.phase("active_learning"):
     for name, task in task_objs.items():
-        results[name] = ex.run_task(task, P, DEVICE,
-                                    progress=lambda it, n=name: tqdm(it, desc=n, mininterval=5))
+        results[name] = ex.run_task(
+            task, P, DEVICE, progress=lambda it, n=name: progress_bar(it, n)
+        )
         tables.append(ex.summary(task, results[name]))
 table = pd.concat(tables)
 fig = plots.plot_learning_curves(results)
@@ -163,35 +175,30 @@ if "xor" in results:
     fig = plots.plot_xor_picks(task_objs["xor"], results["xor"], seed=FIRST_SEED)
     plt.show()
 if "digits" in results:
-    fig = plots.plot_digit_picks(task_objs["digits"], results["digits"], seed=FIRST_SEED)
+    fig = plots.plot_digit_picks(
+        task_objs["digits"], results["digits"], seed=FIRST_SEED
+    )
     plt.show()
-    print("rules:", *[f"{j}: {t}" for j, t in enumerate(task_objs["digits"].rules_in_words, 1)], sep="\n  ")
+    print(
+        "rules:",
+        *[f"{j}: {t}" for j, t in enumerate(task_objs["digits"].rules_in_words, 1)],
+        sep="\n  ",
+    )
 
 # %% [markdown]
 # ## Edit a rule
 #
-# In a live notebook the editor below lets you change the XOR rules and see at once which points
-# KAL would ask about next, for a model trained on the first labels of the biased start. (The
-# static book shows the picks under the rules as given; try, for example, deleting the second rule,
-# or replacing `x2` by `not x2`.)
+# In a live notebook (Colab, a JupyterHub, or `make lab` on your machine) the editor below lets
+# you change the XOR rules and see at once which points KAL would ask about next, for a model
+# trained on the first labels of the biased start. The book shows a static picture of it, under
+# the rules as given; live, try deleting the second rule, or replacing `x2` by `not x2`.
 
-# %% tags=["remove-cell"]
+# %%
 if "xor" in results:
-    from ai4m_helpers.active_learning.models import StackedMLP
-    from ai4m_helpers.active_learning.train import Trainer
-
     xor = task_objs["xor"]
-    model_labels = np.zeros(len(xor.x_pool), dtype=bool)
-    model_labels[ex.initial_labels(xor, P)[(FIRST_SEED, "biased")]] = True
-
-    one = StackedMLP([FIRST_SEED], 2, P["hidden"], 1, device=DEVICE)
-    Trainer(one, P["lr"]).fit(torch.tensor(xor.x_pool[model_labels], device=DEVICE)[None],
-                              torch.tensor(xor.y_pool[model_labels], device=DEVICE)[None], P["epochs"])
-    xor_probs = one.predict(torch.tensor(xor.x_pool, device=DEVICE))[0]
-    try:
-        plots.rule_editor(xor, xor_probs, model_labels)
-    except ImportError:
-        print("install ipywidgets for the rule editor")
+    xor_probs, xor_labelled = ex.first_labels_model(xor, P, FIRST_SEED, DEVICE)
+    plots.rule_editor(xor, xor_probs, xor_labelled)
+    plt.show()
 
 # %% [markdown]
 # ## The claims
@@ -240,8 +247,10 @@ claims_table(claims)
 # 3. Give XOR a wrong rule (threshold 0.4 instead of 0.5 in an input predicate). What does KAL
 #    ask about, and what happens to its F1?
 
-# %%
-record.add_metrics(summary=table.round(4).to_dict("records"),
-                   labelled_counts={n: r.labelled_counts for n, r in results.items()})
+# %% tags=["hide-input"]
+record.add_metrics(
+    summary=table.round(4).to_dict("records"),
+    labelled_counts={n: r.labelled_counts for n, r in results.items()},
+)
 saved = record.save(P["results_path"])
 print(timing_text(saved["timings_s"]))

@@ -36,17 +36,20 @@
 # (the first cell installs the helpers in Colab), or run it with papermill:
 # `ai4m run 08 --profile smoke -p train_group_share 0.3 --out runs/` (see *How to run*).
 
-# %%
-# In Colab (and only there) install the book's helpers for this chapter, at the release this
-# notebook belongs to (pip's output shows what it installs; it takes a minute or two).
+# %% tags=["hide-input"]
+# In Colab (and only there): install this chapter's helpers at the release this
+# notebook belongs to (pip's output shows what it installs; a minute or two).
 import sys
 
-if "google.colab" in sys.modules:
-    get_ipython().run_line_magic(  # noqa: F821  (%pip, written so the text twin is valid Python)
-        "pip", 'install "ai4m-helpers[fairness] @ git+https://github.com/ai4media/trustworthy-ai-for-media@v0.1.0"')
+REPO = "git+https://github.com/ai4media/trustworthy-ai-for-media"
+if "google.colab" in sys.modules:  # %pip, spelled so that the text twin is valid Python
+    get_ipython().run_line_magic(  # noqa: F821
+        "pip", f'install "ai4m-helpers[fairness] @ {REPO}@v0.1.0"'
+    )
 
-# %% tags=["parameters"]
-# Every knob of the chapter. None means "the profile's value"; `ai4m list 08` shows them all.
+# %% tags=["parameters", "hide-input"]
+# Every knob of the chapter. None means "the profile's value";
+# `ai4m list 08` shows them all.
 profile = "smoke"
 seed = 0
 device = "auto"
@@ -68,14 +71,17 @@ hsj_iter = None
 hsj_max_eval = None
 bootstrap = None
 
-# %%
-# Check the parameters before anything heavy is imported: a bad value stops here, in one line.
+# %% tags=["hide-input"]
+# Check the parameters before anything heavy is imported:
+# a bad value stops here, in one line.
 from ai4m_helpers.chapter import start_chapter
 from ai4m_helpers.fairness.params import PARAMS
 
-P, DEVICE, record = start_chapter("08", PARAMS, globals())   # refuses bad values before any work
+P, DEVICE, record = start_chapter(
+    "08", PARAMS, globals()
+)  # refuses bad values before any work
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -83,7 +89,6 @@ from ai4m_helpers.claims import claims_table
 from ai4m_helpers.results import timing_text
 from ai4m_helpers.runtime import replicate_seeds
 from ai4m_helpers.fairness import experiment as ex, plots
-
 
 # %% [markdown]
 # ## The data: procedural faces, genuine and manipulated
@@ -126,9 +131,14 @@ for condition in ex.CONDITIONS:
             white = ex.white_box_distances(P, model, test, y_pred, DEVICE)
         with record.phase("black-box attack"):
             black, queries = ex.black_box_distances(P, model, test, y_pred, s, DEVICE)
-        audits.append(ex.Audit(condition, s, accuracy, y_pred, {**white, **black}, queries))
-        print(f"{condition:10s} seed {s}: accuracy {accuracy['all']:.3f} (group 0 {accuracy['group 0']:.3f}, "
-              f"group 1 {accuracy['group 1']:.3f}); {queries} queries to the service")
+        audits.append(
+            ex.Audit(condition, s, accuracy, y_pred, {**white, **black}, queries)
+        )
+        print(
+            f"{condition:10s} seed {s}: accuracy {accuracy['all']:.3f} "
+            f"(group 0 {accuracy['group 0']:.3f}, group 1 {accuracy['group 1']:.3f}); "
+            f"{queries} queries to the service"
+        )
 
 # %% [markdown]
 # ## Group fairness of the decisions (AIF360)
@@ -144,8 +154,11 @@ fairness = ex.fairness_of(audits, test, P["bootstrap"], P["seed"])
 fairness.round(3)
 
 # %%
-plots.confusion_per_group(y_test, g_test, {c: [a.y_pred for a in ex.of_condition(audits, c)]
-                                           for c in ex.CONDITIONS})
+plots.confusion_per_group(
+    y_test,
+    g_test,
+    {c: [a.y_pred for a in ex.of_condition(audits, c)] for c in ex.CONDITIONS},
+)
 plt.show()
 
 # %% [markdown]
@@ -159,12 +172,19 @@ plt.show()
 
 # %%
 taus = ex.taus_for(audits)
-rb = {(c, name): ex.robustness_bias_of(ex.of_condition(audits, c), name, taus)
-      for c in ex.CONDITIONS for name in audits[0].distances}
+rb = {
+    (c, name): ex.robustness_bias_of(ex.of_condition(audits, c), name, taus)
+    for c in ex.CONDITIONS
+    for name in audits[0].distances
+}
 plots.robustness_curves(rb, ex.CONDITIONS, list(audits[0].distances), taus)
 plt.show()
-rb_table = pd.DataFrame({k: {m: v for m, v in s.items() if not m.startswith(("taus", "curve"))}
-                         for k, s in rb.items()}).T
+rb_table = pd.DataFrame(
+    {
+        k: {m: v for m, v in s.items() if not m.startswith(("taus", "curve"))}
+        for k, s in rb.items()
+    }
+).T
 rb_table
 
 # %% [markdown]
@@ -219,10 +239,12 @@ claims_table(claims)
 # 2. Set `train_group_share` to 0.02: what happens to the false-positive-rate difference?
 # 3. Raise `hsj_iter`: how do the black-box distances approach the white-box ones?
 
-# %%
-record.add_metrics(fairness=fairness.round(4).reset_index().to_dict("records"),
-                   robustness_bias=rb_table.reset_index().astype(str).to_dict("records"),
-                   accuracy=[{"condition": a.condition, "seed": a.seed, **a.accuracy} for a in audits],
-                   service_queries=[a.queries for a in audits])
+# %% tags=["hide-input"]
+record.add_metrics(
+    fairness=fairness.round(4).reset_index().to_dict("records"),
+    robustness_bias=rb_table.reset_index().astype(str).to_dict("records"),
+    accuracy=[{"condition": a.condition, "seed": a.seed, **a.accuracy} for a in audits],
+    service_queries=[a.queries for a in audits],
+)
 saved = record.save(P["results_path"])
 print(timing_text(saved["timings_s"]))

@@ -45,7 +45,15 @@ def test_colab_cell_installs_from_the_books_repository(chapter):
     repo = config["repository"]["url"]
     first_code = next(c for c in jupytext.read(chapter.notebook()).cells if c.cell_type == "code")
     assert "google.colab" in first_code.source and '"pip", ' in first_code.source   # %pip: output shown
-    assert f"ai4m-helpers[{chapter.extra}] @ git+{repo}@{book.release_tag()}" in first_code.source
+    assert f'REPO = "git+{repo}"' in first_code.source
+    assert f"ai4m-helpers[{chapter.extra}] @ {{REPO}}@{book.release_tag()}" in first_code.source
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.number)
+def test_code_fits_the_books_width(chapter):
+    lines = [line for cell in jupytext.read(chapter.notebook()).cells if cell.cell_type == "code"
+             for line in cell.source.splitlines()]
+    assert [line for line in lines if len(line) > 88] == []
 
 
 def test_every_chapter_is_in_the_table_of_contents_in_order_and_unrenumbered():
@@ -106,6 +114,11 @@ def test_chapter_runs_in_the_smoke_profile_and_records_its_claims(smoke_run, cha
         assert claim["verdict"] in ("held", "not held", "inconclusive")
         assert claim["held"] is (claim["verdict"] == "held") and claim["n"] >= 1 and claim["unit"]
     SANITY[chapter.number](record)
+    executed = json.loads((out / f"{chapter.name}.ipynb").read_text())
+    stderr = [o["text"] for c in executed["cells"] for o in c.get("outputs", [])
+              if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+    assert stderr == [], f"a reader would see these as error blocks: {stderr[:3]}"
+    assert "widgets" not in executed.get("metadata", {})     # no live widget state in a batch run
 
 
 def _sane_chapter_01(record):
@@ -276,3 +289,12 @@ def test_measured_times_come_from_committed_records(tmp_path):
 def test_every_committed_record_is_a_valid_record():
     for path in (REPO_ROOT / book.RECORDS_DIR).glob("*.results.json"):
         load_record(path)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.number)
+def test_bookkeeping_cells_are_folded_in_the_book(chapter):
+    code = [c for c in jupytext.read(chapter.notebook()).cells if c.cell_type == "code"]
+    folded = ["hide-input" in c.metadata.get("tags", []) for c in code]
+    assert folded[:4] == [True] * 4 and folded[-1]       # install, parameters, start, imports; the record
+    assert "parameters" in code[1].metadata["tags"]
+    assert not all(folded)                               # the method's code stays in view

@@ -51,6 +51,22 @@ def run_task(task: Task, p: dict, device, progress=None) -> LoopResult:
     return run_loop(task, strategies(p), members, initial_labels(task, p), cfg, device, progress)
 
 
+def first_labels_model(task: Task, p: dict, seed: int, device):
+    """The model of one seed trained on its biased start's first labels only (the rule editor's
+    model): its pool probabilities and the labelled mask."""
+    import torch
+
+    from .models import StackedMLP
+    from .train import Trainer
+
+    labelled = np.zeros(len(task.x_pool), dtype=bool)
+    labelled[initial_labels(task, p)[(seed, "biased")]] = True
+    model = StackedMLP([seed], task.x_pool.shape[1], p["hidden"], task.y_pool.shape[1], device=device)
+    Trainer(model, p["lr"]).fit(torch.tensor(task.x_pool[labelled], device=device)[None],
+                                torch.tensor(task.y_pool[labelled], device=device)[None], p["epochs"])
+    return model.predict(torch.tensor(task.x_pool, device=device))[0], labelled
+
+
 def summary(task: Task, res: LoopResult) -> pd.DataFrame:
     """Per strategy and start: mean F1 over rounds, final F1, rounds to cover every region,
     final rule-violation rate and selection time (means over seeds)."""

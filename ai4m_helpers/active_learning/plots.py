@@ -76,8 +76,19 @@ def kal_picks(rules: list[str], task: Task, probs: torch.Tensor, labelled: np.nd
     return sel.indices, sel.rules
 
 
+def _picks_panel(ax, task: Task, idx, rules, k: int) -> None:
+    ax.scatter(*task.x_pool.T, c=task.y_pool[:, 0], cmap="coolwarm", s=2, alpha=0.15)
+    ax.scatter(*task.x_pool[idx].T, c=rules, cmap="tab10", s=30, edgecolor="k")
+    ax.set_title(f"KAL's next {k} questions under these rules", fontsize=10)
+
+
 def rule_editor(task: Task, probs: torch.Tensor, labelled: np.ndarray, k: int = 20):
-    """An ipywidgets editor: change the XOR rules, see which points KAL would ask about."""
+    """An ipywidgets editor: change the XOR rules, see which points KAL would ask about. Where
+    nobody can type (a run for the book), a static picture of the editor instead."""
+    from ..chapter import batch_run
+
+    if batch_run():
+        return rule_editor_picture(task, probs, labelled, k)
     import ipywidgets as widgets
     from IPython.display import display
 
@@ -93,12 +104,24 @@ def rule_editor(task: Task, probs: torch.Tensor, labelled: np.ndarray, k: int = 
                 print(f"rule error: {err}")
                 return
             fig, ax = plt.subplots(figsize=(4, 4))
-            ax.scatter(*task.x_pool.T, c=task.y_pool[:, 0], cmap="coolwarm", s=2, alpha=0.15)
-            ax.scatter(*task.x_pool[idx].T, c=rules, cmap="tab10", s=30, edgecolor="k")
-            ax.set_title(f"KAL's next {k} questions under these rules", fontsize=10)
+            _picks_panel(ax, task, idx, rules, k)
             plt.show()
 
     for b in boxes:
         b.observe(redraw, names="value")
     redraw()
     display(widgets.VBox([widgets.HTML("<b>Edit a rule</b> (not, and, or, ->, <->):"), *boxes, out]))
+
+
+def rule_editor_picture(task: Task, probs: torch.Tensor, labelled: np.ndarray, k: int = 20):
+    """The editor as a figure: its rule boxes as given, and KAL's picks under them."""
+    idx, rules = kal_picks(list(task.kb.texts), task, probs, labelled, k)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    left.axis("off")
+    left.set_title("Edit a rule (not, and, or, ->, <->): a static picture", fontsize=10, loc="left")
+    for j, text in enumerate(task.kb.texts):
+        left.text(0.02, 0.9 - 0.12 * j, text, family="monospace", fontsize=9, va="top",
+                  bbox={"boxstyle": "square,pad=0.4", "fc": "white", "ec": "0.6"})
+    _picks_panel(right, task, idx, rules, k)
+    fig.tight_layout()
+    return fig
