@@ -74,8 +74,32 @@ def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Pat
     # Launch buttons open the notebooks of the release the helpers are pinned to, as the install
     # cell of every notebook does.
     config.setdefault("repository", {})["branch"] = release_tag()
+    _serve_math_locally(stage_dir, config)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return [c.number for c in present]
+
+
+def _serve_math_locally(stage_dir: pathlib.Path, config: dict) -> None:
+    """MathJax from the book's own files (as packaged by jupyter-server-mathjax), not from a CDN,
+    so that equations render offline."""
+    import jupyter_server_mathjax
+
+    source = pathlib.Path(jupyter_server_mathjax.__file__).parent / "static"
+    # Copied as it is next to the pages (not under _static, whose scripts the book would load).
+    shutil.copytree(source, stage_dir / "_mathjax" / "mathjax")
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["html_extra_path"] = ["_mathjax"]
+    # The package's one combined configuration (TeX in, HTML-CSS out), with the one font family
+    # it ships; paths are relative to _static.
+    sphinx["mathjax_path"] = "../mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+    # Notebook pages mark their text "ignore" and their math "math" (for MathJax 3); the same
+    # classes for MathJax 2.
+    sphinx["mathjax2_config"] = {
+        "HTML-CSS": {"availableFonts": ["STIX-Web"], "preferredFont": "STIX-Web", "webFont": "STIX-Web",
+                     "imageFont": None},
+        "tex2jax": {"processClass": "tex2jax_process|mathjax_process|math|output_area",
+                    "ignoreClass": "tex2jax_ignore|mathjax_ignore"},
+    }
 
 
 def _write_toc(source: pathlib.Path, target: pathlib.Path, names: set[str]) -> None:

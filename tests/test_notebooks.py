@@ -188,6 +188,8 @@ def test_book_builds_from_the_executed_chapters_without_warnings(smoke_run, tmp_
     html = (tmp_path / "_build" / "html" / "notebooks" / f"{CHAPTERS[0].name}.html").read_text()
     assert "<img" in html                                   # figures made it into the page
     assert "colab.research.google.com" in html              # launch button
+    assert "mathjax/MathJax.js" in html and "cdn.jsdelivr.net" not in html   # math renders offline
+    assert "Run time, measured" in html
     repro = (tmp_path / "_build" / "html" / "book" / "reproduction.html").read_text()
     assert re.search(r"effect \[95% CI\]", repro)          # this build's claims are on the page
     assert index.exists()
