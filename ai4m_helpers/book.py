@@ -60,10 +60,12 @@ def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Pat
     shutil.copytree(repo / "book", stage_dir / "book")
     (stage_dir / "notebooks").mkdir()
     measured = measured_times(repo / RECORDS_DIR)
+    with_pdf = browser() is not None
     for chapter in present:
         executed = executed_dir / f"{chapter.name}.ipynb"
-        _copy_folding_injected_parameters(executed, stage_dir / "notebooks" / executed.name,
-                                          runtime_note(measured.get(chapter.number, {})))
+        note = runtime_note(measured.get(chapter.number, {})) + "\n\n" + downloads_note(chapter.name, with_pdf)
+        _copy_folding_injected_parameters(executed, stage_dir / "notebooks" / executed.name, note)
+        _write_downloads(stage_dir / "notebooks" / executed.name, stage_dir / "downloads")
     (stage_dir / EXECUTION_TABLE).write_text(execution_table(measured))
     _write_toc(repo / "_toc.yml", stage_dir / "_toc.yml", {c.name for c in present})
     missing = [c for c in CHAPTERS if c not in present]
@@ -123,8 +125,27 @@ def _copy_folding_injected_parameters(source: pathlib.Path, target: pathlib.Path
             cell["metadata"]["tags"] = tags + ["hide-input"]
     if note:
         first = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown")
-        nb["cells"].insert(first + 1, {"cell_type": "markdown", "metadata": {}, "source": note})
+        nb["cells"].insert(first + 1, {"cell_type": "markdown", "id": "ai4m-runtime-and-downloads",
+                                       "metadata": {}, "source": note})
     target.write_text(json.dumps(nb, indent=1))
+
+
+def downloads_note(name: str, with_pdf: bool) -> str:
+    """The line that offers a chapter for download: the executed notebook, its text twin, a PDF."""
+    links = [f"{{download}}`the executed notebook <../downloads/{name}.ipynb>`",
+             f"{{download}}`its text twin (.py) <../downloads/{name}.py>`"]
+    if with_pdf:   # printed after the build (see write_pdfs); raw HTML, since it does not exist yet
+        links.append(f'<a href="../pdf/{name}.pdf">a PDF of this chapter</a>')
+    return "*Download*: " + " · ".join(links) + "."
+
+
+def _write_downloads(staged_notebook: pathlib.Path, folder: pathlib.Path) -> None:
+    import jupytext
+
+    folder.mkdir(exist_ok=True)
+    shutil.copy2(staged_notebook, folder / staged_notebook.name)
+    nb = jupytext.read(staged_notebook)
+    jupytext.write(nb, folder / staged_notebook.with_suffix(".py").name, fmt="py:percent")
 
 
 def measured_times(records_dir: pathlib.Path) -> dict[str, dict[str, dict]]:
@@ -189,4 +210,47 @@ def build(executed_dir: pathlib.Path, out_root: pathlib.Path = REPO_ROOT,
     index = out_root / "_build" / "html" / "index.html"
     if not index.exists():
         raise BookError(f"the build finished but {index} is missing")
+    if browser() is not None:
+        write_pdfs(index.parent, [c for c in CHAPTERS if (stage_dir / "notebooks" / f"{c.name}.ipynb").exists()])
     return index
+
+
+# -- PDF: the HTML pages printed by a headless Chromium (Debian's package), where one is installed --
+BOOK_PDF = "trustworthy-ai-for-media.pdf"
+
+
+def browser() -> str | None:
+    return next((path for name in ("chromium", "chromium-browser", "google-chrome")
+                 if (path := shutil.which(name))), None)
+
+
+def print_pdf(page: pathlib.Path, out: pathlib.Path) -> None:
+    """One page to PDF, after its equations are typeset (a few seconds of page time)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--no-pdf-header-footer", "--virtual-time-budget=20000",
+             f"--print-to-pdf={out}", page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0 or not out.exists():
+        raise BookError(f"printing {page.name} to PDF failed: {proc.stderr[-500:]}")
+
+
+def write_pdfs(html: pathlib.Path, chapters) -> pathlib.Path:
+    """A PDF per chapter and the book's PDF (the introduction and the chapters, in order)."""
+    from pypdf import PdfWriter
+
+    folder = html / "pdf"
+    folder.mkdir(exist_ok=True)
+    parts = [(html / "index.html", folder / "introduction.pdf")]
+    parts += [(html / "notebooks" / f"{c.name}.html", folder / f"{c.name}.pdf") for c in chapters]
+    book_pdf = PdfWriter()
+    for page, out in parts:
+        print_pdf(page, out)
+        book_pdf.append(str(out))
+    with open(folder / BOOK_PDF, "wb") as f:
+        book_pdf.write(f)
+    return folder / BOOK_PDF

@@ -190,6 +190,13 @@ def test_book_builds_from_the_executed_chapters_without_warnings(smoke_run, tmp_
     assert "colab.research.google.com" in html              # launch button
     assert "mathjax/MathJax.js" in html and "cdn.jsdelivr.net" not in html   # math renders offline
     assert "Run time, measured" in html
+    downloads = {f.name for f in (tmp_path / "_build" / "html" / "_downloads").rglob("*") if f.is_file()}
+    assert {f"{CHAPTERS[0].name}.ipynb", f"{CHAPTERS[0].name}.py"} <= downloads
+    if book.browser():
+        pdfs = tmp_path / "_build" / "html" / "pdf"
+        assert (pdfs / book.BOOK_PDF).stat().st_size > 100_000 and (pdfs / f"{CHAPTERS[0].name}.pdf").exists()
+    else:
+        print("no Chromium here: the book's PDF was not printed")
     repro = (tmp_path / "_build" / "html" / "book" / "reproduction.html").read_text()
     assert re.search(r"effect \[95% CI\]", repro)          # this build's claims are on the page
     assert index.exists()
