@@ -311,7 +311,11 @@ def claims_table(claims):
     import pandas as pd
 
     frame = pd.DataFrame(_rows(_as_records(claims)))
-    return frame.style.hide(axis="index").set_properties(**{"text-align": "left"})
+    shade = {HELD: "#d8f0d8", NOT_HELD: "#f6d5d5", INCONCLUSIVE: "#ececec"}
+    return (frame.style.hide(axis="index")
+            .set_properties(**{"text-align": "left", "vertical-align": "top", "font-size": "0.85em"})
+            .set_properties(subset=["effect [95% CI]"], **{"white-space": "nowrap"})
+            .map(lambda v: f"background-color: {shade[v]}; font-weight: bold", subset=["verdict"]))
 
 
 MARKDOWN_HEADER = ("| chapter | claim | verdict | effect [95% CI] | claimed | n | note |\n"
