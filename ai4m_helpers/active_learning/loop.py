@@ -10,7 +10,6 @@ compared pairwise, seed by seed.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Sequence
 
 import numpy as np
@@ -19,7 +18,7 @@ from sklearn.metrics import f1_score
 
 from .models import StackedMLP
 from .train import Trainer
-from .strategies import Context
+from .strategies import Context, timed_select
 from .data import Task
 
 
@@ -107,15 +106,14 @@ def run_loop(task: Task, strategies: dict, members: Sequence[Member],
         hist["regions"].append(np.array([len(set(task.region_pool[o])) for o in order]))
         if r == cfg.rounds:    # the last round is evaluated, nothing more is picked
             continue
-        pool_probs = model.predict(data["x_pool"])   # every strategy but random looks at these
         for m, name in enumerate(names):
             labelled = np.zeros(n_pool, dtype=bool)
             labelled[order[m]] = True
-            ctx = Context(data["x_pool"], pool_probs[m], labelled, task.kb, task.class_outputs,
+            # No precomputed outputs: each strategy asks the model inside its own timer.
+            ctx = Context(data["x_pool"], None, labelled, task.kb, task.class_outputs,
                           rng=rngs[m], model=model, member=m, mc_passes=cfg.mc_passes)
-            start = time.perf_counter()
-            sel = strategies[name](ctx, cfg.per_round)
-            selection_s[m] += time.perf_counter() - start
+            sel, seconds = timed_select(strategies[name], ctx, cfg.per_round)
+            selection_s[m] += seconds
             order[m].extend(int(i) for i in sel.indices)
             picks[m].append(np.asarray(sel.indices))
             pick_rules[m].append(sel.rules)

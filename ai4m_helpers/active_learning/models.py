@@ -57,6 +57,12 @@ class StackedMLP:
                                       x, **kwargs)
 
     @torch.no_grad()
+    def member_predict(self, x: torch.Tensor, m: int) -> torch.Tensor:
+        """Member m's sigmoid outputs (N, outputs), dropout off."""
+        self.stack.eval()
+        return torch.sigmoid(self._member(m, x))
+
+    @torch.no_grad()
     def member_hidden(self, x: torch.Tensor, m: int) -> torch.Tensor:
         """Hidden activations (N, h) of member m alone."""
         return self._member(m, x, features=True)

@@ -1,8 +1,9 @@
 """Active-learning strategies behind one interface.
 
 ``select(ctx, k)`` returns the indices (into the pool) of the k unlabelled samples to label next.
-The context carries what a strategy may look at: pool inputs, the model's sigmoid outputs on them,
-which samples are labelled already, the knowledge base, and a generator. KAL also returns, for each
+The context carries what a strategy may look at: pool inputs, the model (whose outputs on the pool
+a strategy asks for, inside its own timer), which samples are labelled already, the knowledge base,
+and a generator. :func:`timed_select` times a strategy around everything it needs to choose. KAL also returns, for each
 pick, the rule it violated most, so an expert can see why a sample was chosen.
 """
 from __future__ import annotations
@@ -24,18 +25,23 @@ class Context:
     """One member's view of the pool at one round."""
 
     x: torch.Tensor                  # pool inputs (N, d)
-    probs: torch.Tensor              # sigmoid outputs on the pool (N, outputs)
+    probs: torch.Tensor | None       # sigmoid outputs on the pool (N, outputs); None: ask the model
     labelled: np.ndarray             # boolean mask (N,)
     kb: KnowledgeBase | None = None
     class_outputs: slice = dataclasses.field(default_factory=lambda: slice(None))  # the classes
     mc_probs: torch.Tensor | None = None  # (passes, N, outputs) with dropout, for BALD
     embedding: torch.Tensor | None = None  # (N, h) hidden features, for core-set
     rng: np.random.Generator | None = None
-    # Where BALD and core-set get their extra model passes when the fields above are empty;
-    # computing them inside the strategy puts their cost into its selection time.
+    # Where strategies get the model's outputs, BALD its MC passes and core-set its features when
+    # the fields above are empty: computed inside the strategy, their cost is in its selection time.
     model: object = None
     member: int = 0
     mc_passes: int = 5
+
+    def get_probs(self) -> torch.Tensor:
+        if self.probs is None:
+            self.probs = self.model.member_predict(self.x, self.member)
+        return self.probs
 
     def get_mc_probs(self) -> torch.Tensor:
         if self.mc_probs is None:
@@ -52,6 +58,20 @@ class Context:
 class Selection:
     indices: np.ndarray
     rules: np.ndarray | None = None  # KAL: index of the most violated rule of each pick
+
+
+def timed_select(strategy: Callable[["Context", int], "Selection"], ctx: Context,
+                 k: int) -> tuple["Selection", float]:
+    """Run a strategy and time everything it needs to choose: the model's pass over the pool, any
+    extra passes (MC dropout, features), the rules' violations and the selection itself. The same
+    wrapper times every strategy."""
+    import time
+
+    start = time.perf_counter()
+    selection = strategy(ctx, k)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return selection, time.perf_counter() - start
 
 
 def _top_unlabelled(score: torch.Tensor, labelled: np.ndarray, k: int) -> np.ndarray:
@@ -73,17 +93,17 @@ def random_strategy(ctx: Context, k: int) -> Selection:
 
 def entropy(ctx: Context, k: int) -> Selection:
     """Highest summed binary entropy of the sigmoid outputs."""
-    return Selection(_top_unlabelled(binary_entropy(ctx.probs).sum(-1), ctx.labelled, k))
+    return Selection(_top_unlabelled(binary_entropy(ctx.get_probs()).sum(-1), ctx.labelled, k))
 
 
 def least_confidence(ctx: Context, k: int) -> Selection:
     """Highest summed uncertainty 1 - 2|p - 0.5| (KAL's 'uncertainty' baseline)."""
-    return Selection(_top_unlabelled((1 - 2 * (ctx.probs - 0.5).abs()).sum(-1), ctx.labelled, k))
+    return Selection(_top_unlabelled((1 - 2 * (ctx.get_probs() - 0.5).abs()).sum(-1), ctx.labelled, k))
 
 
 def margin(ctx: Context, k: int) -> Selection:
     """Smallest gap between the two most likely classes (p against 1 - p for a single output)."""
-    p = ctx.probs[:, ctx.class_outputs]
+    p = ctx.get_probs()[:, ctx.class_outputs]
     if p.shape[-1] == 1:
         gap = (2 * p[:, 0] - 1).abs()
     else:
@@ -119,10 +139,10 @@ def coreset(ctx: Context, k: int) -> Selection:
 # -- KAL ----------------------------------------------------------------------------------------
 def kal_scores(ctx: Context, uncertainty: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """c(x) = sum of rule violations (+ mu * sum f(1 - f)), and every rule's violation."""
-    viol = ctx.kb.violations(ctx.x, ctx.probs)
+    viol = ctx.kb.violations(ctx.x, ctx.get_probs())
     score = viol.sum(-1)
     if uncertainty:
-        score = score + uncertainty * (ctx.probs * (1 - ctx.probs)).sum(-1)
+        score = score + uncertainty * (ctx.get_probs() * (1 - ctx.get_probs())).sum(-1)
     return score, viol
 
 
