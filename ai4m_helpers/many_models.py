@@ -84,6 +84,26 @@ class ModelStack:
         """Member r's slice of stacked tensors (views, no copy)."""
         return {k: v[r] for k, v in (self.params if tensors is None else tensors).items()}
 
+    def member_view(self, r: int) -> nn.Module:
+        """Member r as a module whose weights *are* its slices of the stack (views, so training
+        the stack moves them, and gradients through it reach the stack). Calling one member this
+        way costs what the plain module costs; built once per member."""
+        cache = self.__dict__.setdefault("_views", {})
+        if r not in cache:
+            module = copy.deepcopy(self._template).to(next(iter(self.params.values())).device)
+            for name, stacked in {**self.params, **self.buffers}.items():
+                *path, leaf = name.split(".")
+                owner = module.get_submodule(".".join(path))
+                owner._parameters.pop(leaf, None)
+                owner._buffers.pop(leaf, None)
+                setattr(owner, leaf, stacked[r])
+            for alias, source in self.tied.items():
+                *path, leaf = alias.split(".")
+                module.get_submodule(".".join(path))._parameters.pop(leaf, None)
+                setattr(module.get_submodule(".".join(path)), leaf, self.params[source][r])
+            cache[r] = module
+        return cache[r].train(self.skeleton.training)
+
     def snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.params.items()}
 

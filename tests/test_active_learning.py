@@ -207,3 +207,18 @@ def test_every_strategy_is_timed_around_everything_it_needs_to_choose():
         _, seconds[name] = S.timed_select(strategy, ctx, 5)
     assert seconds["random"] < 0.02
     assert all(seconds[n] >= 0.05 for n in ("kal", "kal_plain", "entropy", "margin", "least_confidence"))
+
+
+def test_macro_f1_equals_scikit_learns_for_every_member():
+    from sklearn.metrics import f1_score
+
+    from ai4m_helpers.active_learning.loop import macro_f1
+
+    rng = np.random.default_rng(0)
+    for task in (xor_task(100, 60, 0), digits_task(100, 0)):
+        probs = rng.random((3, len(task.y_test), task.y_test.shape[1]))
+        probs[2] = 0.0                                     # a member that predicts nothing
+        cls = task.class_outputs
+        expected = [f1_score(task.y_test[:, cls], p[:, cls] > 0.5, average="macro", zero_division=0)
+                    for p in probs]
+        assert np.allclose(macro_f1(task, task.y_test, probs), expected)

@@ -154,12 +154,12 @@ def test_chapter_07_claims_are_decided_per_task():
 
     good, bad = _loop_result(True), _loop_result(False)
     claims = ex.decide_claims({"xor": good, "iris": good}, {"xor": Task, "iris": Task})
-    assert [c.verdict for c in claims] == [HELD] * 5
+    assert [c.verdict for c in claims] == [HELD] * 6       # F1 per start (3), coverage, violations, time
     mixed = ex.decide_claims({"xor": good, "digits": bad}, {"xor": Task, "digits": Task})
     f1_random = mixed[0]
     assert f1_random.parts["xor"].verdict == HELD and f1_random.parts["digits"].verdict == NOT_HELD
     assert f1_random.verdict == NOT_HELD                     # "on every task"
-    assert mixed[2].parts["digits"].verdict == NOT_HELD       # coverage decided per task too
+    assert mixed[3].parts["digits, biased start"].verdict == NOT_HELD   # coverage per task and start
     record = f1_random.to_record()
     assert [p["part"] for p in record["parts"]] == ["xor", "digits"]
     assert len(record["parts"][0]["parts"]) == len(ex.BASELINES_F1)

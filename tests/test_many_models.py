@@ -60,3 +60,15 @@ def test_per_member_learning_rates_train_each_member_as_if_alone(optimiser):
     frozen.step()
     assert torch.equal(stack.params["weight"][0], before["weight"][0])     # a zero freezes a member
     assert not torch.equal(stack.params["weight"][1], before["weight"][1])
+
+
+def test_a_member_view_is_the_member_and_follows_training():
+    stack = ModelStack.from_seeds(make, [0, 1]).eval()
+    x = torch.randn(2, 5, 4)
+    view = stack.member_view(1)
+    assert torch.allclose(view(x[1]), stack(x)[1], atol=1e-6)
+    opt = torch.optim.SGD(stack.parameters(), lr=0.1)
+    view(x[1]).sum().backward()                       # gradients reach the stack through the view
+    assert stack.params["0.weight"].grad[1].abs().sum() > 0 and stack.params["0.weight"].grad[0].abs().sum() == 0
+    opt.step()
+    assert torch.allclose(view(x[1]), stack(x)[1], atol=1e-6)   # the view moved with the stack

@@ -37,13 +37,15 @@ XOR_RULES = ["xor -> (x1 and not x2) or (x2 and not x1)",
              "(x1 and not x2) or (x2 and not x1) -> xor"]
 
 
-def xor_task(n_pool: int, n_test: int, seed: int) -> Task:
-    """Uniform points in the unit square; the label is x1 > 0.5 XOR x2 > 0.5."""
+def xor_task(n_pool: int, n_test: int, seed: int, threshold: float = 0.5) -> Task:
+    """Uniform points in the unit square; the label is x1 > 0.5 XOR x2 > 0.5. ``threshold`` is
+    where the expert's input predicates put the boundary (0.5 is right; anything else, wrong)."""
     rng = np.random.default_rng(seed)
     x = rng.random((n_pool + n_test, 2)).astype(np.float32)
     y = ((x[:, 0] > 0.5) != (x[:, 1] > 0.5)).astype(np.float32)[:, None]
     region = (x[:, 0] > 0.5).astype(int) * 2 + (x[:, 1] > 0.5).astype(int)
-    kb = KnowledgeBase(XOR_RULES, ["xor"], [InputPredicate("x1", 0, 0.5), InputPredicate("x2", 1, 0.5)])
+    kb = KnowledgeBase(XOR_RULES, ["xor"],
+                       [InputPredicate("x1", 0, threshold), InputPredicate("x2", 1, threshold)])
     return Task("xor", x[:n_pool], y[:n_pool], x[n_pool:], y[n_pool:], kb, region[:n_pool],
                 ["x1<.5, x2<.5", "x1<.5, x2>.5", "x1>.5, x2<.5", "x1>.5, x2>.5"], slice(0, 1),
                 ["if the output is 1, exactly one of x1, x2 is above 0.5",
@@ -118,6 +120,17 @@ def digits_task(n_test: int, seed: int) -> Task:
 def biased_initial(task: Task, n0: int, rng: np.random.Generator, regions=(0,)) -> np.ndarray:
     """The first labels all come from a few regions (one quadrant, one class...)."""
     candidates = np.flatnonzero(np.isin(task.region_pool, regions))
+    return rng.choice(candidates, size=n0, replace=False)
+
+
+def subregion_initial(task: Task, n0: int, rng: np.random.Generator) -> np.ndarray:
+    """The paper's biased start: the first labels come from one half of the input space (below
+    the median of the pool's first principal component), which may hold several classes but
+    leaves the other half unseen."""
+    centred = task.x_pool - task.x_pool.mean(0)
+    direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+    score = centred @ direction
+    candidates = np.flatnonzero(score < np.median(score))
     return rng.choice(candidates, size=n0, replace=False)
 
 

@@ -14,10 +14,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 
 from .models import StackedMLP
-from .train import Trainer
+from .train import RulePenalty, Trainer
 from .strategies import Context, timed_select
 from .data import Task
 
@@ -32,6 +31,7 @@ class LoopConfig:
     epochs: int = 250             # per round; the network is never re-initialised
     dropout: float = 0.01
     mc_passes: int = 5
+    rules_loss_weight: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,22 +71,38 @@ def violation_rate(task: Task, x: torch.Tensor, probs: torch.Tensor, threshold: 
 
 
 def macro_f1(task: Task, y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Macro-F1 over the classes, as scikit-learn's 'macro' with zero_division=0 (several class
+    outputs: each a binary label; one output: its two classes), for every member's outputs
+    (M, N, outputs) at once."""
     cls = task.class_outputs
-    return np.array([f1_score(y_true[:, cls], p[:, cls] > 0.5, average="macro", zero_division=0)
-                     for p in probs])
+    truth = y_true[None, :, cls] > 0.5
+    pred = probs[:, :, cls] > 0.5
+    if truth.shape[-1] == 1:   # a binary task: both classes count
+        truth, pred = np.concatenate([truth, ~truth], -1), np.concatenate([pred, ~pred], -1)
+    tp = (pred & truth).sum(1)
+    wrong = (pred != truth).sum(1)             # false positives + false negatives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(2 * tp + wrong > 0, 2 * tp / (2 * tp + wrong), 0.0)
+    return f1.mean(-1)
 
 
 def run_loop(task: Task, strategies: dict, members: Sequence[Member],
              initial: dict[tuple[int, str], np.ndarray], cfg: LoopConfig, device="cpu",
-             progress=None) -> LoopResult:
-    """``initial[(seed, start)]``: the first labels of that seed and start."""
+             progress=None, dropout: dict[str, float] | None = None,
+             rules_as_loss: Sequence[str] = ()) -> LoopResult:
+    """``initial[(seed, start)]``: the first labels of that seed and start. ``dropout`` gives some
+    strategies' models another dropout rate than ``cfg.dropout``; the members of the strategies in
+    ``rules_as_loss`` train with the rules as a loss on the unlabelled pool (weight
+    ``cfg.rules_loss_weight``)."""
     torch.manual_seed(min(m.seed for m in members))  # dropout masks in training and for BALD
     data = task.tensors(device)
     names = [m.strategy for m in members]
     seeds = [m.seed for m in members]
-    model = StackedMLP(seeds, data["x_pool"].shape[1], cfg.hidden, data["y_pool"].shape[1],
-                       cfg.dropout, device)
+    rates = [(dropout or {}).get(name, cfg.dropout) for name in names]
+    model = StackedMLP(seeds, data["x_pool"].shape[1], cfg.hidden, data["y_pool"].shape[1], rates, device)
     trainer = Trainer(model, cfg.lr)
+    weights = torch.tensor([cfg.rules_loss_weight * (n in rules_as_loss) for n in names], device=device)
+    penalty = RulePenalty(task.kb, data["x_pool"], weights) if weights.any() else None
     order = [list(initial[(m.seed, m.start)]) for m in members]   # labelled pool indices, in order
     rngs = [np.random.default_rng(10_000 + seed) for seed in seeds]
     n_pool = len(task.x_pool)
@@ -98,7 +114,7 @@ def run_loop(task: Task, strategies: dict, members: Sequence[Member],
     rounds = range(cfg.rounds + 1)
     for r in (progress(rounds) if progress else rounds):
         idx = torch.as_tensor(np.array(order), device=device)
-        trainer.fit(data["x_pool"][idx], data["y_pool"][idx], cfg.epochs)
+        trainer.fit(data["x_pool"][idx], data["y_pool"][idx], cfg.epochs, penalty)
         test_probs = model.predict(data["x_test"])
         hist["count"].append(len(order[0]))
         hist["f1"].append(macro_f1(task, y_test, test_probs.cpu().numpy()))
@@ -111,7 +127,7 @@ def run_loop(task: Task, strategies: dict, members: Sequence[Member],
             labelled[order[m]] = True
             # No precomputed outputs: each strategy asks the model inside its own timer.
             ctx = Context(data["x_pool"], None, labelled, task.kb, task.class_outputs,
-                          rng=rngs[m], model=model, member=m, mc_passes=cfg.mc_passes)
+                          rng=rngs[m], model=model, member=m, mc_passes=cfg.mc_passes, seed=seeds[m])
             sel, seconds = timed_select(strategies[name], ctx, cfg.per_round)
             selection_s[m] += seconds
             order[m].extend(int(i) for i in sel.indices)

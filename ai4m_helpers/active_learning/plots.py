@@ -10,21 +10,26 @@ from .rules import KnowledgeBase, RuleError
 from .strategies import Context, make_kal
 from .data import Task
 
-SHOWN = ("random", "entropy", "bald", "coreset", "kal")
+SHOWN = ("random", "entropy", "bald_p0.5", "coreset", "random_rules_loss", "kal")
 
 
-def plot_learning_curves(results: dict[str, LoopResult], strategies=SHOWN):
-    """Test macro-F1 against labels, mean over seeds; one column per task, one row per start."""
+def plot_learning_curves(results: dict[str, LoopResult], starts, strategies=SHOWN,
+                         rules_only: dict[str, float] | None = None):
+    """Test macro-F1 against labels, mean over seeds; one column per task, one row per start; a
+    dotted line where the rules alone put it (no learning)."""
     tasks = list(results)
-    fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks), 5.6), squeeze=False)
+    fig, axes = plt.subplots(len(starts), len(tasks), figsize=(3.6 * len(tasks), 2.8 * len(starts)),
+                             squeeze=False)
     for col, name in enumerate(tasks):
         res = results[name]
-        for row, start in enumerate(("random", "biased")):
+        for row, start in enumerate(starts):
             ax = axes[row, col]
             for strategy in strategies:
                 m = res.index(strategy, start)
                 ax.plot(res.labelled_counts, res.f1[:, m].mean(1), label=strategy,
                         lw=2.2 if strategy == "kal" else 1.2)
+            if rules_only and name in rules_only:
+                ax.axhline(rules_only[name], color="k", ls=":", lw=1, label="rules only")
             ax.set_title(f"{name}, {start} start", fontsize=10)
             ax.set_xlabel("labelled samples")
             ax.set_ylabel("test macro-F1" if col == 0 else "")

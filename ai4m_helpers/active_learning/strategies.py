@@ -37,6 +37,7 @@ class Context:
     model: object = None
     member: int = 0
     mc_passes: int = 5
+    seed: int = 0                    # the member's seed (which rules a partial-knowledge KAL knows)
 
     def get_probs(self) -> torch.Tensor:
         if self.probs is None:
@@ -137,9 +138,19 @@ def coreset(ctx: Context, k: int) -> Selection:
 
 
 # -- KAL ----------------------------------------------------------------------------------------
-def kal_scores(ctx: Context, uncertainty: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """c(x) = sum of rule violations (+ mu * sum f(1 - f)), and every rule's violation."""
+def known_rules(n_rules: int, share: float, seed: int) -> np.ndarray:
+    """The rules a partial-knowledge KAL is given: a random ``share`` of them (at least one),
+    drawn once per seed."""
+    keep = max(1, round(share * n_rules))
+    return np.sort(np.random.default_rng(seed).choice(n_rules, size=keep, replace=False))
+
+
+def kal_scores(ctx: Context, uncertainty: float = 0.0,
+               rules: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """c(x) = sum of the (known) rules' violations (+ mu * sum f(1 - f)), and those violations."""
     viol = ctx.kb.violations(ctx.x, ctx.get_probs())
+    if rules is not None:
+        viol = viol[:, torch.as_tensor(rules, device=viol.device)]
     score = viol.sum(-1)
     if uncertainty:
         score = score + uncertainty * (ctx.get_probs() * (1 - ctx.get_probs())).sum(-1)
@@ -163,17 +174,22 @@ def diverse_top(score: torch.Tensor, most_violated: torch.Tensor, labelled: np.n
     return np.array(taken + rest[:k - len(taken)])
 
 
-def make_kal(diversity: bool = True, uncertainty: float = 0.0) -> Callable[[Context, int], Selection]:
-    """KAL- (plain), KAL_D (diversity), or the paper's KAL (diversity + uncertainty)."""
+def make_kal(diversity: bool = True, uncertainty: float = 0.0,
+             rule_share: float = 1.0) -> Callable[[Context, int], Selection]:
+    """KAL- (plain), KAL_D (diversity), the paper's KAL (diversity + uncertainty), and KAL with
+    only a share of the rules (the paper's partial-knowledge ablation)."""
 
     def kal(ctx: Context, k: int) -> Selection:
-        score, viol = kal_scores(ctx, uncertainty)
-        most_violated = viol.argmax(-1)
+        rules = known_rules(len(ctx.kb), rule_share, ctx.seed) if rule_share < 1 else None
+        score, viol = kal_scores(ctx, uncertainty, rules)
+        most_violated = viol.argmax(-1).cpu().numpy()
+        if rules is not None:
+            most_violated = rules[most_violated]          # back to the rules' own numbers
         if diversity:
-            picks = diverse_top(score, most_violated, ctx.labelled, k)
+            picks = diverse_top(score, torch.as_tensor(most_violated), ctx.labelled, k)
         else:
             picks = _top_unlabelled(score, ctx.labelled, k)
-        return Selection(picks, most_violated.cpu().numpy()[picks])
+        return Selection(picks, most_violated[picks])
 
     return kal
 
@@ -184,9 +200,17 @@ STRATEGIES: dict[str, Callable[[Context, int], Selection]] = {
     "margin": margin,
     "least_confidence": least_confidence,
     "bald": bald,
+    "bald_p0.5": bald,              # BALD with a dropout rate that makes MC passes differ (below)
     "coreset": coreset,
+    "random_rules_loss": random_strategy,   # random picks, the rules as a training loss (below)
     "kal_plain": make_kal(diversity=False),
     "kal_diversity": make_kal(diversity=True),
     "kal": make_kal(diversity=True, uncertainty=1.0),
 }
-UNCERTAINTY = ("entropy", "margin", "least_confidence", "bald")
+UNCERTAINTY = ("entropy", "margin", "least_confidence", "bald", "bald_p0.5")
+# What a member's model is, beyond its strategy: BALD as in the paper's code trains with dropout
+# 0.01, so its MC passes barely differ; "bald_p0.5" trains and samples with 0.5.
+DROPOUT = {"bald_p0.5": 0.5}
+RULES_AS_LOSS = ("random_rules_loss",)
+# The partial-knowledge ablation: the paper's KAL knowing a random 25, 50 or 75 % of the rules.
+PARTIAL = {f"kal_{int(100 * share)}%": share for share in (0.25, 0.5, 0.75)}

@@ -15,12 +15,39 @@ class Trainer:
         self.model = model
         self.opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor, epochs: int) -> float:
-        """x (M, n, d), y (M, n, outputs) in {0, 1}; returns the last mean loss."""
+    def fit(self, x: torch.Tensor, y: torch.Tensor, epochs: int, rules=None) -> float:
+        """x (M, n, d), y (M, n, outputs) in {0, 1}; returns the last mean loss. ``rules``, a
+        :class:`RulePenalty`, adds the rules' mean violation on unlabelled inputs to the members it
+        weighs (the rules-as-loss baseline)."""
         for _ in range(epochs):
-            loss = F.binary_cross_entropy_with_logits(self.model.logits(x, dropout=True), y)
+            bce = F.binary_cross_entropy_with_logits(self.model.logits(x, dropout=True), y, reduction="none")
+            per_member = bce.mean(dim=(1, 2))
+            if rules is not None:
+                per_member = per_member + rules(self.model)
             self.opt.zero_grad(set_to_none=True)
             # Each member's loss is its own mean; summing keeps members independent.
-            (loss * self.model.members).backward()
+            per_member.sum().backward()
             self.opt.step()
-        return float(loss.detach())
+        return float(per_member.detach().mean())
+
+
+class RulePenalty:
+    """The rules as a training loss (semantic-loss style): weight x the mean violation of every
+    rule on unlabelled inputs, for the members with a weight (the others pay nothing and cost
+    nothing). Each call draws ``sample`` of the inputs ``x`` (N, d) afresh."""
+
+    def __init__(self, kb, x: torch.Tensor, weights: torch.Tensor, sample: int = 256, seed: int = 0):
+        self.kb, self.x, self.weights, self.sample = kb, x, weights, sample
+        self.members = torch.nonzero(weights).flatten().tolist()
+        self.generator = torch.Generator(device=x.device).manual_seed(seed)
+
+    def __call__(self, model: StackedMLP) -> torch.Tensor:
+        idx = torch.randint(0, len(self.x), (min(self.sample, len(self.x)),), generator=self.generator,
+                            device=self.x.device)
+        x = self.x[idx]
+        # The penalised members alone (each through its own view of the stack), the rules
+        # evaluated once for all of them.
+        probs = torch.sigmoid(torch.stack([model.member_logits(x, m, dropout=True) for m in self.members]))
+        viol = self.kb.violations(x, probs).mean(dim=(1, 2))
+        members = torch.as_tensor(self.members, device=x.device)
+        return torch.zeros(model.members, device=x.device).index_put((members,), self.weights[members] * viol)
