@@ -222,3 +222,24 @@ def test_macro_f1_equals_scikit_learns_for_every_member():
         expected = [f1_score(task.y_test[:, cls], p[:, cls] > 0.5, average="macro", zero_division=0)
                     for p in probs]
         assert np.allclose(macro_f1(task, task.y_test, probs), expected)
+
+
+def test_the_rules_as_parameters_and_the_new_baselines():
+    from ai4m_helpers.active_learning import PARAMS
+    from ai4m_helpers.active_learning import experiment as ex
+    from ai4m_helpers.active_learning.train import RulePenalty
+
+    p = PARAMS.resolve(xor_pool=300, xor_test=200)
+    xor, iris = ex.build_task("xor", p), ex.build_task("iris", p)
+    assert ex.rules_only_f1(xor) == 1.0                          # the XOR rules are the labels
+    assert 0.8 < ex.rules_only_f1(iris) < 1.0                    # the Iris rules classify most flowers
+    wrong = ex.build_task("xor", PARAMS.resolve(xor_pool=300, xor_test=200, xor_threshold=0.3))
+    assert ex.rules_only_f1(wrong) < 0.9
+    fewer = ex.build_task("iris", PARAMS.resolve(drop_rules=["iris:4"]))
+    assert len(fewer.kb) == 3 and "exactly_one" not in " ".join(fewer.kb.texts)
+    assert len(ex.members(p, xor)) < len(ex.members(p, iris))   # no partial-knowledge split of 2 rules
+    assert len(S.known_rules(15, 0.25, seed=1)) == 4 and len(S.known_rules(4, 0.5, seed=1)) == 2
+
+    model = StackedMLP([0, 1], 2, 8, 1)
+    penalty = RulePenalty(xor.kb, torch.tensor(xor.x_pool), torch.tensor([0.0, 1.0]))(model)
+    assert penalty[0] == 0 and penalty[1] > 0                    # only the weighted member pays

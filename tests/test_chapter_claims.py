@@ -151,6 +151,7 @@ def test_chapter_07_claims_are_decided_per_task():
 
     class Task:
         region_names = ("a", "b", "c")
+        y_pool = np.zeros((1, 3))          # three outputs: every baseline counts
 
     good, bad = _loop_result(True), _loop_result(False)
     claims = ex.decide_claims({"xor": good, "iris": good}, {"xor": Task, "iris": Task})

@@ -63,12 +63,17 @@ def initial_labels(task: Task, p: dict) -> dict[tuple[int, str], np.ndarray]:
     return out
 
 
-def members(p: dict) -> list[Member]:
+MIN_RULES_FOR_ABLATION = 4   # with fewer, 25/50/75 % of the rules are not three different things
+
+
+def members(p: dict, task: Task) -> list[Member]:
     """Every strategy from every start and seed; the partial-knowledge ablation from the random
-    start only (it asks how KAL degrades, not where it starts)."""
+    start only (it asks how KAL degrades, not where it starts), on tasks with enough rules."""
     seeds = replicate_seeds(p["seed"], p["seeds"])
     out = [Member(name, seed, start) for start in STARTS for seed in seeds for name in STRATEGIES]
-    return out + [Member(name, seed, "random") for seed in seeds for name in PARTIAL]
+    if len(task.kb) >= MIN_RULES_FOR_ABLATION:
+        out += [Member(name, seed, "random") for seed in seeds for name in PARTIAL]
+    return out
 
 
 def run_task(task: Task, p: dict, device, progress=None) -> LoopResult:
@@ -76,7 +81,7 @@ def run_task(task: Task, p: dict, device, progress=None) -> LoopResult:
     cfg = LoopConfig(n_initial=s["n_initial"], per_round=s["per_round"], rounds=p[f"{task.name}_rounds"],
                      hidden=p["hidden"], lr=p["lr"], epochs=p["epochs"], mc_passes=p["mc_passes"])
     cfg.rules_loss_weight = p["rules_loss_weight"]
-    return run_loop(task, strategies(p), members(p), initial_labels(task, p), cfg, device, progress,
+    return run_loop(task, strategies(p), members(p, task), initial_labels(task, p), cfg, device, progress,
                     dropout=DROPOUT, rules_as_loss=RULES_AS_LOSS)
 
 
@@ -123,7 +128,11 @@ def per_seed(res: LoopResult, strategy: str, start: str, what: str) -> np.ndarra
     raise ValueError(what)
 
 
-BASELINES_F1 = ("random",) + UNCERTAINTY
+# Claim 1's baselines: random, the uncertainty strategies, core-set, and random picks for a model
+# that learns the rules as a loss (what KAL's *selection* adds to the knowledge). BALD at dropout
+# 0.5 trains a different model, so its comparison with KAL is not one of selection alone.
+BASELINES_F1 = ("random", "entropy", "margin", "least_confidence", "bald", "coreset", "random_rules_loss")
+SAME_AS_ENTROPY_ON_ONE_OUTPUT = ("margin", "least_confidence")   # all rank by |p - 0.5| there
 
 # -- the claims; margins fixed before any result ----------------------------------------------------
 # "At least as good": KAL's mean F1 over rounds may trail a baseline by at most 2 points.
@@ -135,18 +144,21 @@ def _seeds(res: LoopResult, strategy: str, start: str, what: str) -> np.ndarray:
     return per_seed(res, strategy, start, what)
 
 
-def f1_claim(results: dict[str, LoopResult], start: str) -> C.Claim:
+def f1_claim(results: dict[str, LoopResult], start: str, task_objs: dict[str, Task]) -> C.Claim:
     """Per task, KAL's mean F1 over rounds against each baseline (paired per seed); held on
-    every task and against every baseline."""
+    every task and against every baseline. With one output, margin and least confidence rank as
+    entropy does and are left out rather than counted three times."""
     tasks = {}
     for name, res in results.items():
         kal = _seeds(res, "kal", start, "auc")
+        one_output = task_objs[name].y_pool.shape[1] == 1
+        bases = [b for b in BASELINES_F1 if not (one_output and b in SAME_AS_ENTROPY_ON_ONE_OUTPUT)]
         tasks[name] = C.combine(name, {
             f"vs {base}": C.decide(f"vs {base}", C.paired(_seeds(res, base, start, "auc"), kal),
                                    direction="greater", margin=F1_NON_INFERIORITY)
-            for base in BASELINES_F1}, rule="all")
-    return C.combine(f"Mean F1 over rounds, {start} start: KAL at least as good as random and "
-                     f"uncertainty strategies (within 2 points)", tasks, rule="all")
+            for base in bases}, rule="all")
+    return C.combine(f"Mean F1 over rounds, {start} start: KAL at least as good as the baselines "
+                     f"(within 2 points)", tasks, rule="all")
 
 
 def coverage_claim(results: dict[str, LoopResult], tasks: dict[str, Task]) -> C.Claim:
@@ -158,7 +170,9 @@ def coverage_claim(results: dict[str, LoopResult], tasks: dict[str, Task]) -> C.
             kal, entropy = cover[res.index("kal", start)], cover[res.index("entropy", start)]
             parts[f"{name}, {start} start"] = C.decide(
                 f"{name}, {start} start", C.paired(entropy, kal), direction="less", margin=0.0,
-                evidence={"KAL rounds": kal.mean(), "entropy rounds": entropy.mean()})
+                evidence={"KAL rounds": kal.mean(), "entropy rounds": entropy.mean(),
+                          "random rounds": cover[res.index("random", start)].mean(),
+                          "core-set rounds": cover[res.index("coreset", start)].mean()})
     claim = C.combine("Biased starts: KAL covers every region in fewer rounds than entropy", parts, rule="all")
     claim.note += "; a strategy that never covers every region counts as rounds + 1"
     return claim
@@ -211,8 +225,8 @@ def violation_claim(results: dict[str, LoopResult]) -> C.Claim:
 
 
 def selection_time_claim(results: dict[str, LoopResult]) -> C.Claim:
-    """Per task: log(KAL's selection time / BALD's) per seed (both starts summed) below log 0.5.
-    Timings vary with the machine: the claim is about this one."""
+    """Per task: log(KAL's selection time / BALD's) per seed (every start summed) below log 0.5.
+    Timings vary with the machine, and on small pools they are mostly Python's overhead."""
     parts = {}
     for name, res in results.items():
         kal = sum(_seeds(res, "kal", s, "selection") for s in STARTS)
@@ -224,5 +238,5 @@ def selection_time_claim(results: dict[str, LoopResult]) -> C.Claim:
 
 
 def decide_claims(results: dict[str, LoopResult], tasks: dict[str, Task]) -> list[C.Claim]:
-    return [*(f1_claim(results, start) for start in STARTS), coverage_claim(results, tasks),
+    return [*(f1_claim(results, start, tasks) for start in STARTS), coverage_claim(results, tasks),
             violation_claim(results), selection_time_claim(results)]

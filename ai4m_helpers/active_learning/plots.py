@@ -7,7 +7,7 @@ import torch
 
 from .loop import LoopResult
 from .rules import KnowledgeBase, RuleError
-from .strategies import Context, make_kal
+from .strategies import Context, make_kal, reason
 from .data import Task
 
 SHOWN = ("random", "entropy", "bald_p0.5", "coreset", "random_rules_loss", "kal")
@@ -50,7 +50,7 @@ def plot_xor_picks(task: Task, res: LoopResult, seed: int, start: str = "biased"
             rules = np.concatenate(res.pick_rules[m])
             for j in np.unique(rules):
                 sel = picks[rules == j]
-                ax.scatter(*task.x_pool[sel].T, s=25, edgecolor="k", label=f"violates rule {j + 1}")
+                ax.scatter(*task.x_pool[sel].T, s=25, edgecolor="k", label=reason(j, task.kb))
             ax.legend(fontsize=8, loc="upper right")
         else:
             ax.scatter(*task.x_pool[picks].T, s=25, c="k", label="picked")
@@ -69,7 +69,7 @@ def plot_digit_picks(task: Task, res: LoopResult, seed: int, start: str = "biase
     for ax, i, j in zip(axes, picks, rules):
         ax.imshow(task.x_pool[i].reshape(8, 8), cmap="gray_r")
         ax.set_xticks([]), ax.set_yticks([])
-        ax.set_title(f"digit {task.region_pool[i]}\nrule {j + 1}", fontsize=8)
+        ax.set_title(f"digit {task.region_pool[i]}\n{reason(j, task.kb)}", fontsize=8)
     return fig
 
 

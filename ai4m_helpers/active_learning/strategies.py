@@ -58,7 +58,7 @@ class Context:
 @dataclasses.dataclass
 class Selection:
     indices: np.ndarray
-    rules: np.ndarray | None = None  # KAL: index of the most violated rule of each pick
+    rules: np.ndarray | None = None  # KAL: per pick, its largest column (see kal_scores, reason)
 
 
 def timed_select(strategy: Callable[["Context", int], "Selection"], ctx: Context,
@@ -146,15 +146,27 @@ def known_rules(n_rules: int, share: float, seed: int) -> np.ndarray:
 
 
 def kal_scores(ctx: Context, uncertainty: float = 0.0,
-               rules: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """c(x) = sum of the (known) rules' violations (+ mu * sum f(1 - f)), and those violations."""
-    viol = ctx.kb.violations(ctx.x, ctx.get_probs())
+               rules: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """c(x) = sum of the (known) rules' violations (+ mu * sum f(1 - f)); the columns summed; and
+    what each column is: a rule's number, or n_rules + i for the uncertainty of output i. As in
+    the reference code, the uncertainty terms are columns of their own, so that the diversity cap
+    and the reason given for a pick can be "uncertain" as well as a rule."""
+    probs = ctx.get_probs()
+    viol = ctx.kb.violations(ctx.x, probs)
+    ids = np.arange(len(ctx.kb))
     if rules is not None:
-        viol = viol[:, torch.as_tensor(rules, device=viol.device)]
-    score = viol.sum(-1)
+        viol, ids = viol[:, torch.as_tensor(rules, device=viol.device)], rules
     if uncertainty:
-        score = score + uncertainty * (ctx.get_probs() * (1 - ctx.get_probs())).sum(-1)
-    return score, viol
+        viol = torch.cat([viol, uncertainty * probs * (1 - probs)], -1)
+        ids = np.concatenate([ids, len(ctx.kb) + np.arange(probs.shape[-1])])
+    return viol.sum(-1), viol, ids
+
+
+def reason(rule_id: int, kb) -> str:
+    """What a KAL pick's column means: a rule (numbered from 1) or an output's uncertainty."""
+    if rule_id < len(kb):
+        return f"rule {rule_id + 1}"
+    return f"uncertain {kb.outputs[rule_id - len(kb)]}"
 
 
 def diverse_top(score: torch.Tensor, most_violated: torch.Tensor, labelled: np.ndarray, k: int) -> np.ndarray:
@@ -181,10 +193,8 @@ def make_kal(diversity: bool = True, uncertainty: float = 0.0,
 
     def kal(ctx: Context, k: int) -> Selection:
         rules = known_rules(len(ctx.kb), rule_share, ctx.seed) if rule_share < 1 else None
-        score, viol = kal_scores(ctx, uncertainty, rules)
-        most_violated = viol.argmax(-1).cpu().numpy()
-        if rules is not None:
-            most_violated = rules[most_violated]          # back to the rules' own numbers
+        score, viol, ids = kal_scores(ctx, uncertainty, rules)
+        most_violated = ids[viol.argmax(-1).cpu().numpy()]     # the columns' own numbers
         if diversity:
             picks = diverse_top(score, torch.as_tensor(most_violated), ctx.labelled, k)
         else:

@@ -1,5 +1,6 @@
-"""Training every member at once: AdamW on the full labelled batch, BCE loss, and a warm start
-(the optimiser and the network persist across active-learning rounds)."""
+"""Training every member at once: AdamW on the full labelled batch, BCE loss, and a warm start:
+as in the reference code, the network persists across active-learning rounds and each round
+starts a new optimiser."""
 from __future__ import annotations
 
 import torch
@@ -9,32 +10,32 @@ from .models import StackedMLP
 
 
 class Trainer:
-    """AdamW on the full labelled batch of every member; its state persists across rounds."""
+    """AdamW on the full labelled batch of every member, a new optimiser for every fit (round)."""
 
     def __init__(self, model: StackedMLP, lr: float, weight_decay: float = 0.01):
-        self.model = model
-        self.opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.model, self.lr, self.weight_decay = model, lr, weight_decay
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, epochs: int, rules=None) -> float:
         """x (M, n, d), y (M, n, outputs) in {0, 1}; returns the last mean loss. ``rules``, a
-        :class:`RulePenalty`, adds the rules' mean violation on unlabelled inputs to the members it
+        :class:`RulePenalty`, adds the rules' mean violation on pool inputs to the members it
         weighs (the rules-as-loss baseline)."""
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         for _ in range(epochs):
             bce = F.binary_cross_entropy_with_logits(self.model.logits(x, dropout=True), y, reduction="none")
             per_member = bce.mean(dim=(1, 2))
             if rules is not None:
                 per_member = per_member + rules(self.model)
-            self.opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             # Each member's loss is its own mean; summing keeps members independent.
             per_member.sum().backward()
-            self.opt.step()
+            opt.step()
         return float(per_member.detach().mean())
 
 
 class RulePenalty:
     """The rules as a training loss (semantic-loss style): weight x the mean violation of every
-    rule on unlabelled inputs, for the members with a weight (the others pay nothing and cost
-    nothing). Each call draws ``sample`` of the inputs ``x`` (N, d) afresh."""
+    rule on pool inputs (labelled or not: the rules need no label), for the members with a weight
+    (the others pay nothing and cost nothing). Each call draws ``sample`` of ``x`` (N, d) afresh."""
 
     def __init__(self, kb, x: torch.Tensor, weights: torch.Tensor, sample: int = 256, seed: int = 0):
         self.kb, self.x, self.weights, self.sample = kb, x, weights, sample
