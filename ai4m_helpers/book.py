@@ -148,11 +148,25 @@ def _write_downloads(staged_notebook: pathlib.Path, folder: pathlib.Path) -> Non
     jupytext.write(nb, folder / staged_notebook.with_suffix(".py").name, fmt="py:percent")
 
 
+def at_profile_defaults(record: dict) -> bool:
+    """A run times its profile only at the profile's own sizes (seed, device and where the record
+    goes aside); a run with other sizes says nothing about the profile's time."""
+    chapter = next((c for c in CHAPTERS if c.number == record["chapter"]), None)
+    if chapter is None:
+        return False
+    defaults = chapter.spec().defaults(record["profile"])
+    free = {"seed", "device", "results_path"}
+    return all(record["parameters"].get(k) == v for k, v in defaults.items() if k not in free)
+
+
 def measured_times(records_dir: pathlib.Path) -> dict[str, dict[str, dict]]:
-    """Chapter -> profile -> the latest committed record's time, device and date."""
+    """Chapter -> profile -> the latest committed record's time, device and date, counting only
+    runs at the profile's own sizes."""
     out: dict[str, dict[str, dict]] = {}
     for path in sorted(records_dir.glob("*.results.json")) if records_dir.is_dir() else []:
         record = json.loads(path.read_text())
+        if not at_profile_defaults(record):
+            continue
         entry = {"seconds": record["timings_s"]["total"], "device": record["device"],
                  "date": str(record.get("started", ""))[:10], "record": path.name,
                  "verdicts": tally(record["claims"])}

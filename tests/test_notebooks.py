@@ -285,11 +285,15 @@ def test_the_readme_class_workflow_runs_verbatim(tmp_path):
 def test_measured_times_come_from_committed_records(tmp_path):
     records = tmp_path / "runs"
     records.mkdir()
-    base = {"chapter": "01", "profile": "smoke", "parameters": {}, "seed": 0, "device": "cpu: test (2 threads)",
-            "versions": {}, "metrics": {}, "claims": []}
+    defaults = CHAPTERS[0].spec().defaults("smoke")
+    base = {"chapter": "01", "profile": "smoke", "parameters": defaults, "seed": 0,
+            "device": "cpu: test (2 threads)", "versions": {}, "metrics": {}, "claims": []}
     for day, total in (("2026-11-01", 50.0), ("2026-11-20", 41.5)):
         (records / f"01_smoke_{day}.results.json").write_text(
             json.dumps({**base, "started": f"{day}T10:00:00+00:00", "timings_s": {"total": total}}))
+    (records / "01_smoke_other_sizes.results.json").write_text(json.dumps(
+        {**base, "parameters": {**defaults, "epochs": 7}, "started": "2026-11-30T10:00:00+00:00",
+         "timings_s": {"total": 3.0}}))              # not the profile's sizes: not its time
     measured = book.measured_times(records)
     assert measured["01"]["smoke"]["seconds"] == 41.5 and measured["01"]["smoke"]["date"] == "2026-11-20"
     note = book.runtime_note(measured["01"])
