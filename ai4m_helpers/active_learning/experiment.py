@@ -79,8 +79,8 @@ def members(p: dict, task: Task) -> list[Member]:
 def run_task(task: Task, p: dict, device, progress=None) -> LoopResult:
     s = SETTINGS[task.name]
     cfg = LoopConfig(n_initial=s["n_initial"], per_round=s["per_round"], rounds=p[f"{task.name}_rounds"],
-                     hidden=p["hidden"], lr=p["lr"], epochs=p["epochs"], mc_passes=p["mc_passes"])
-    cfg.rules_loss_weight = p["rules_loss_weight"]
+                     hidden=p["hidden"], lr=p["lr"], epochs=p["epochs"], mc_passes=p["mc_passes"],
+                     rules_loss_weight=p["rules_loss_weight"])
     return run_loop(task, strategies(p), members(p, task), initial_labels(task, p), cfg, device, progress,
                     dropout=DROPOUT, rules_as_loss=RULES_AS_LOSS)
 
