@@ -127,7 +127,8 @@ class ParamSpec:
     @classmethod
     def _parse_text(cls, name: str, p: Param, text: str) -> Any:
         if p.type is list:
-            items = [t.strip() for t in text.split(",") if t.strip()]
+            # "0.1,1" and "[0.1, 1]" both give a list (quotes around strings are dropped)
+            items = [t.strip().strip("'\"") for t in text.strip().strip("[]").split(",") if t.strip()]
             if p.item is str:
                 return items
             item_param = dataclasses.replace(p, type=p.item, item=None)

@@ -92,6 +92,7 @@ def test_list_parameters_take_lists_or_comma_text_and_check_every_item():
     assert LISTS.resolve(cuts=[0, 1])["cuts"] == [0.0, 1.0]            # ints become floats
     assert LISTS.coerce("cuts", "0.2, 0.4,0.6") == [0.2, 0.4, 0.6]
     assert LISTS.coerce("tasks", "c,a") == ["c", "a"]
+    assert LISTS.coerce("cuts", "[0.2, 0.4]") == [0.2, 0.4] and LISTS.coerce("tasks", "['c']") == ["c"]
     for value, message in [([0.5], "at least 2"), ([0.5, 1.5], "<= 1.0"), ("0.2,0.4", "expects a list"),
                            ([0.1, "x"], "expects float"), ([0.1, float("nan")], "NaN")]:
         with pytest.raises(ParameterError, match=message):

@@ -144,3 +144,85 @@ def test_training_is_deterministic_and_mixes_recipes():
     assert np.array_equal(np.stack(a.train_loss), np.stack(b.train_loss))
     assert a.eval_epochs == [1, 2, 3] and np.stack(a.val_robust).shape == (3, 4)
     assert all(np.isfinite(np.stack(a.train_loss)).ravel())
+
+
+def _tiny_params(**over):
+    from ai4m_helpers.robustness.params import PARAMS
+
+    return {**PARAMS.defaults("smoke"), "seed": 0, "seeds": 2, **over}
+
+
+def test_alp_is_swept_on_srcs_lambda_grid_and_matched_on_validation():
+    import pandas as pd
+    from ai4m_helpers.robustness import experiment as ex
+
+    p = _tiny_params(lam=1.0, ablation_lambdas=[0.1, 3.0], ablation_taus=[0.5])
+    names = {r.name for r in ex.recipe_grid(p)}
+    assert {ex.alp_name(lam) for lam in (0.1, 1.0, 3.0)} <= names       # ALP on the same grid
+    assert {ex.src_name(0.1, 0.5), ex.src_name(3.0, 0.5), ex.MAIN_SRC} <= names
+    assert [lam for lam, _ in ex.sweep_names(p)["ALP"]] == [0.1, 1.0, 3.0]
+    val = pd.DataFrame({"recipe": [ex.MAIN_SRC, ex.alp_name(0.1), ex.alp_name(1.0), ex.alp_name(3.0)] * 2,
+                        "seed": [0] * 4 + [1] * 4,
+                        "val_clean": [0.90, 0.93, 0.86, 0.70, 0.92, 0.95, 0.86, 0.72]})
+    # SRC 0.91; ALP 0.94, 0.86, 0.71: λ=0.1 is closest (0.03 against 0.05)
+    assert ex.matched_alp(val) == (ex.alp_name(0.1), pytest.approx(0.03))
+
+
+def test_an_alp_sweep_trains_on_a_tiny_model_and_reports_validation_accuracy():
+    from ai4m_helpers.robustness import experiment as ex
+
+    p = _tiny_params(lam=1.0, ablation_lambdas=[0.1], ablation_taus=[0.5], seeds=1, width=8, epochs=2,
+                     eval_every=1, n_train=60, n_val=60)
+    recipes = [r for r in ex.recipe_grid(p) if r.reg == "alp" or r.name == ex.MAIN_SRC]
+    torch.manual_seed(0)
+    x, y = torch.rand(60, 64), torch.randint(0, 10, (60,))
+    hist = train_recipes(ex.make_ensemble(p, recipes, "cpu"), recipes, x, y, x, y,
+                         ex.train_config(p), seed=0)
+    val = ex.validation_accuracy(hist)
+    assert len(val) == 3 and val.val_clean.between(0, 1).all()
+    assert ex.matched_alp(val)[0].startswith(ex.ALP_PREFIX)
+
+
+def test_square_attack_respects_the_budget_and_never_beats_clean_accuracy():
+    from ai4m_helpers.robustness.evaluation import art_attack
+
+    torch.manual_seed(0)
+    model = MLP(64, 16, 1, 10)
+    x, y = np.random.default_rng(0).random((20, 64)), np.zeros(20, dtype=np.int64)
+    out = art_attack(model, x, y, 0.1, "square", 20, image_shape=(1, 8, 8))
+    assert out["max_perturbation"] <= 0.1 + 1e-6 and out["correct"].shape == (20,)
+    assert out["accuracy"] <= out["clean_accuracy"]
+    with pytest.raises(ValueError):
+        art_attack(model, x, y, 0.1, "fgsm")
+
+
+def test_worst_case_counts_an_image_only_if_every_attack_failed():
+    import pandas as pd
+    from ai4m_helpers.robustness import experiment as ex
+
+    t, f = True, False
+
+    def row(attack, correct, checkpoint="last"):
+        return {"recipe": "a", "seed": 0, "checkpoint": checkpoint, "attack": attack, "correct": np.array(correct)}
+
+    attacks = pd.DataFrame([
+        row("PGD", [t, t, t, f, t, t]), row("APGD-CE", [t, t, f, f, t, t]), row("APGD-DLR", [t, t, t, f, t, f]),
+        row("Square", [t, f, t, f]),                                       # fewer images
+        row("PGD", [f, f, f, f, f, f], "best"),
+    ])
+    robust = ex.worst_of(attacks)
+    assert robust.set_index("checkpoint").loc["last", "robust"] == pytest.approx(3 / 6)
+    assert robust.set_index("checkpoint").loc["best", "robust"] == 0.0
+    table = ex.worst_case_table(attacks).loc["a"]                           # on the first 4 images
+    assert table["PGD"] == 0.75 and table["Square"] == 0.5
+    assert table["worst of gradient attacks"] == 0.5 and table["worst of all"] == 0.25
+
+
+def test_apgd_dlr_runs_and_respects_the_budget():
+    from ai4m_helpers.robustness.evaluation import art_attack
+
+    torch.manual_seed(0)
+    model = MLP(64, 16, 1, 10)
+    x, y = np.random.default_rng(1).random((12, 64)), np.arange(12) % 10
+    out = art_attack(model, x, y, 0.05, "apgd-dlr", 3)
+    assert out["max_perturbation"] <= 0.05 + 1e-6 and out["accuracy"] <= out["clean_accuracy"]

@@ -52,3 +52,26 @@ def plot_calibration(df, recipes: list[str]):
     ax.set_ylabel("expected calibration error")
     ax.legend()
     return fig
+
+
+def plot_lambda_sweep(points, sweeps: dict, matched: str, robust_label: str):
+    """Last-checkpoint robust against clean accuracy on the test split along each λ sweep, mean
+    over seeds with ±1 std bars; the matched ALP control is ringed. ``points`` has one row per
+    recipe and seed with columns clean and robust."""
+    last = points.groupby("recipe")[["clean", "robust"]].agg(["mean", "std"]).rename(
+        columns={"robust": "pgd"})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in sweeps.items():
+        names = [name for _, name in points]
+        rows = last.loc[names]
+        ax.errorbar(rows[("clean", "mean")], rows[("pgd", "mean")], xerr=rows[("clean", "std")].fillna(0),
+                    yerr=rows[("pgd", "std")].fillna(0), marker="o", capsize=2, label=label)
+        for (lam, _), x, y in zip(points, rows[("clean", "mean")], rows[("pgd", "mean")]):
+            ax.annotate(f"λ={lam:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.scatter(last.loc[matched, ("clean", "mean")], last.loc[matched, ("pgd", "mean")], s=200,
+               facecolors="none", edgecolors="k", label="ALP matched to SRC on validation")
+    ax.set_xlabel("clean accuracy, last checkpoint (test)")
+    ax.set_ylabel(f"robust accuracy ({robust_label}),\nlast checkpoint (test)", fontsize=9)
+    ax.set_title("Each regulariser along its λ grid")
+    ax.legend(fontsize=8)
+    return fig

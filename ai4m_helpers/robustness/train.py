@@ -193,8 +193,13 @@ def train_recipes(ens: ModelStack, recipes: Sequence[Recipe], x_train, y_train, 
                    ens.snapshot(), {})
     epochs = range(1, cfg.epochs + 1)
     start = time.perf_counter()
+    # Batch order comes from the recipe's seed alone, so recipes of one seed see the same batches
+    # (common random numbers: a paired comparison then removes the order's share of the noise).
+    seeds = [r.seed for r in recipes]
+    order = {s: torch.Generator(device=device).manual_seed(int(s)) for s in dict.fromkeys(seeds)}
     for epoch in (progress(epochs) if progress else epochs):
-        perms = torch.stack([torch.randperm(n, generator=gen, device=device) for _ in range(ens.size)])
+        perm = {s: torch.randperm(n, generator=g, device=device) for s, g in order.items()}
+        perms = torch.stack([perm[s] for s in seeds])
         epoch_loss = torch.zeros(ens.size, device=device)
         for i in range(0, n, cfg.batch_size):
             idx = perms[:, i:i + cfg.batch_size]
