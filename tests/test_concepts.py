@@ -92,8 +92,8 @@ def test_controls_have_the_right_shapes():
     assert subsets.shape == split.vectors.shape
     r = random_orthant_directions(5, 6, rng)
     assert r.shape == (5, 6) and np.all(r >= 0) and np.allclose(np.linalg.norm(r, axis=1), 1)
-    oracle = class_mean_directions(acts, labels, 4)
-    assert oracle.shape == (4, 6) and direction_purity(acts, labels, oracle[1], 40) == 1.0
+    reference = class_mean_directions(acts, labels, 4)
+    assert reference.shape == (4, 6) and direction_purity(acts, labels, reference[1], 40) == 1.0
 
 
 def test_captum_tools_on_a_tiny_cnn():
@@ -120,3 +120,36 @@ def test_captum_tools_on_a_tiny_cnn():
         fd = ((head64(a + h * torch.tensor(v)) - head64(a - h * torch.tensor(v))) / (2 * h)).numpy()
     assert np.allclose(sens["derivative"], fd.mean(0), atol=1e-5)
     assert np.array_equal(sens["tcav"], (fd > 0).mean(0))
+
+
+def test_the_cut_is_chosen_by_the_silhouette_rule_stated_in_advance():
+    from ai4m_helpers.concepts import experiment as ex
+    from ai4m_helpers.concepts.pipeline import silhouette
+
+    acts, _ = planted()
+    unit0 = np.eye(6)[0]
+    fractions = (0.02, 0.3, 1.5)              # too fine, right (three planted groups), too coarse
+    sweep = {f: [split_direction(acts, unit0, SplitConfig(top_n=120, threshold=f, relative=True))]
+             for f in fractions}
+    assert [sweep[f][0].k for f in fractions][1] == 3 and sweep[1.5][0].k == 1
+    assert silhouette(acts, sweep[1.5][0]) == 0.0                     # one cluster: no structure
+    curve = ex.cut_curve(acts, sweep)
+    assert list(curve["share split"])[1:] == [1.0, 0.0]
+    assert ex.choose_cut({"cut_rule": "silhouette", "threshold": 0.9}, curve) == 0.3
+    assert ex.choose_cut({"cut_rule": "fixed", "threshold": 0.9}, curve) == 0.9
+    tie = curve.assign(silhouette=[0.5, 0.5, 0.0])
+    assert ex.choose_cut({"cut_rule": "silhouette", "threshold": 0.9}, tie) == 0.3    # highest of the best
+
+
+def test_a_structureless_neuron_is_left_whole_by_the_rule():
+    from ai4m_helpers.concepts import experiment as ex
+    from ai4m_helpers.concepts.pipeline import excess_silhouette
+
+    rng = np.random.default_rng(3)
+    acts = np.abs(rng.multivariate_normal(np.full(6, 3.0), np.diag([2.0, 1.0, 1.0, 0.5, 0.5, 0.5]), 300))
+    unit0 = np.eye(6)[0]
+    sweep = {f: [split_direction(acts, unit0, SplitConfig(top_n=120, threshold=f, relative=True))]
+             for f in (0.1, 1.5)}
+    assert sweep[0.1][0].k >= 2 and sweep[1.5][0].k == 1
+    assert excess_silhouette(acts, sweep[0.1][0]) < 0.05          # k-means on a blob beats no null
+    assert ex.choose_cut({"cut_rule": "silhouette", "threshold": 0.5}, ex.cut_curve(acts, sweep)) == 1.5

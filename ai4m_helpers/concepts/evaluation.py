@@ -14,6 +14,17 @@ def purity(labels: np.ndarray) -> float:
     return float(np.bincount(labels).max() / len(labels))
 
 
+def chance_purity(labels: np.ndarray, n: int, rng: np.random.Generator, draws: int = 200) -> float:
+    """The purity of n images drawn at random: what a direction blind to the attribute scores
+    (higher for attributes with few values: about 0.4 for three values and 50 images)."""
+    return float(np.mean([purity(rng.choice(labels, size=n, replace=False)) for _ in range(draws)]))
+
+
+def above_chance(value: float, chance: float) -> float:
+    """Purity rescaled so that chance is 0 and a pure set is 1, comparable across attributes."""
+    return (value - chance) / (1 - chance) if chance < 1 else float("nan")
+
+
 def direction_purity(acts: np.ndarray, labels: np.ndarray, direction: np.ndarray, n: int,
                      ranking: str = "dot") -> float:
     """Purity of the top-n images along a direction (on evaluation activations)."""
@@ -37,6 +48,9 @@ def random_subset_means(probe_acts: np.ndarray, split: Split, rng: np.random.Gen
 
 
 def class_mean_directions(probe_acts: np.ndarray, probe_labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Oracle: the normalised mean activation of each class (an upper bound on purity)."""
+    """Supervised reference: the normalised mean probe activation of each label value. It uses
+    the labels the other directions never see, but it is no upper bound: a mean over a whole class
+    need not rank that class's images first (under the dot ranking, high-norm images of any class
+    can outrank them)."""
     means = np.stack([probe_acts[probe_labels == c].mean(0) for c in range(n_classes)])
     return means / (np.linalg.norm(means, axis=1, keepdims=True) + 1e-12)

@@ -40,6 +40,7 @@ class Split:
     vectors: np.ndarray            # (n_concepts, C) unit concept vectors
     members: list                  # indices (into the data) of each kept cluster's images
     cut: float                     # the Ward distance actually used
+    labels: np.ndarray             # k-means cluster of each top image (before outlier removal)
 
     @property
     def n_concepts(self) -> int:
@@ -77,24 +78,83 @@ def ward_cut(vectors: np.ndarray, threshold: float, relative: bool) -> tuple[int
 
 def split_direction(acts: np.ndarray, direction: np.ndarray, cfg: SplitConfig) -> Split:
     """The whole pipeline for one direction on activations ``acts`` (N, C)."""
-    top = top_images(acts, direction, cfg.top_n, cfg.ranking)
+    return split_at_cuts(acts, direction, [cfg])[0]
+
+
+def split_at_cuts(acts: np.ndarray, direction: np.ndarray, cfgs: list[SplitConfig]) -> list[Split]:
+    """The pipeline for one direction at several cuts (configurations that differ only in their
+    threshold): the top images and their Ward tree are computed once, k-means once per k."""
+    top = top_images(acts, direction, cfgs[0].top_n, cfgs[0].ranking)
     x = acts[top]
-    k, cut = ward_cut(x, cfg.threshold, cfg.relative)
-    km = KMeans(n_clusters=k, n_init=5, max_iter=1000, random_state=cfg.seed).fit(x)
+    tree = linkage(x, method="ward", metric="euclidean") if len(x) > 1 else None
+    fits: dict[int, KMeans] = {}
+    out = []
+    for cfg in cfgs:
+        if tree is None:
+            k, cut = len(x), 0.0
+        else:
+            cut = cfg.threshold * tree[:, 2].max() if cfg.relative else cfg.threshold
+            k = int(fcluster(tree, t=cut, criterion="distance").max())
+        if k not in fits:
+            fits[k] = KMeans(n_clusters=k, n_init=5, max_iter=1000, random_state=cfg.seed).fit(x)
+        out.append(_concepts(x, top, fits[k], k, cut, cfg.min_cluster, direction))
+    return out
+
+
+def _concepts(x, top, km: KMeans, k: int, cut: float, min_cluster: int, direction) -> Split:
+    """Outlier removal and normalised cluster means (steps 5 and 6 of the method)."""
+    # The paper bounds the *squared* distance to a centroid by the same number as the Ward cut.
     sq_dist = ((x - km.cluster_centers_[km.labels_]) ** 2).sum(1)
     keep = sq_dist < cut if cut > 0 else np.ones(len(x), bool)
     vectors, members = [], []
     for c in range(k):
         idx = np.flatnonzero((km.labels_ == c) & keep)
-        if len(idx) < cfg.min_cluster:
+        if len(idx) < min_cluster:
             continue
         mean = x[idx].mean(0)
         norm = np.linalg.norm(mean)
         if norm > 0:
             vectors.append(mean / norm)
             members.append(top[idx])
-    vectors = np.array(vectors) if vectors else np.zeros((0, acts.shape[1]))
-    return Split(direction, top, k, vectors, members, cut)
+    vectors = np.array(vectors) if vectors else np.zeros((0, x.shape[1]))
+    return Split(direction, top, k, vectors, members, cut, km.labels_)
+
+
+def silhouette(acts: np.ndarray, split: Split) -> float:
+    """Mean silhouette of a direction's clustering of its top images (0 for one cluster)."""
+    from sklearn.metrics import silhouette_score
+
+    k = len(np.unique(split.labels))
+    if k < 2 or k >= len(split.top):
+        return 0.0
+    return float(silhouette_score(acts[split.top], split.labels))
+
+
+def null_silhouette(x: np.ndarray, k: int, seed: int = 0) -> float:
+    """The silhouette k-means reaches with k clusters on structureless data: a Gaussian sample
+    with the mean and covariance of ``x`` (k-means splits anything, so a clustering counts only by
+    how far it beats this)."""
+    from sklearn.metrics import silhouette_score
+
+    if k < 2 or k >= len(x):
+        return 0.0
+    rng = np.random.default_rng(seed)
+    sample = rng.multivariate_normal(x.mean(0), np.cov(x, rowvar=False), size=len(x), method="eigh")
+    labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(sample)
+    return float(silhouette_score(sample, labels)) if len(np.unique(labels)) > 1 else 0.0
+
+
+def excess_silhouette(acts: np.ndarray, split: Split, seed: int = 0, nulls: dict | None = None) -> float:
+    """Silhouette of the split minus that of the Gaussian null with the same k; 0 for one cluster.
+    Negative when the clusters are no better separated than in data with no clusters at all.
+    ``nulls`` caches the null by k for splits of one direction (same top images)."""
+    k = len(np.unique(split.labels))
+    if k < 2:
+        return 0.0
+    nulls = {} if nulls is None else nulls
+    if k not in nulls:
+        nulls[k] = null_silhouette(acts[split.top], k, seed)
+    return silhouette(acts, split) - nulls[k]
 
 
 def largest_merge(acts: np.ndarray, direction: np.ndarray, top_n: int, ranking: str = "dot") -> float:

@@ -34,20 +34,24 @@ def top_images_by_direction(images: np.ndarray, labels, acts: np.ndarray, unit: 
     return fig
 
 
-def granularity(counts, per_direction, threshold: float):
-    """Concepts per direction against the cut, and their histogram at the main cut."""
+def granularity(counts):
+    """Concepts per direction against the cut, and their histogram at each model's chosen cut."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    per_direction.plot(marker="o", ax=axes[0])
+    per = counts.groupby(["dataset", "start", "threshold"])["concepts"].mean()
+    for (dataset, start), line in per.groupby(level=[0, 1], sort=False):
+        axes[0].plot(line.index.get_level_values("threshold"), line.to_numpy(), marker="o",
+                     label=f"{dataset}, {start}")
     axes[0].set_ylabel("concepts per direction")
-    axes[0].set_xlabel("threshold (fraction of the model scale)")
-    main = counts[np.isclose(counts.threshold, threshold)]
-    bins = np.arange(0, main.concepts.max() + 2) - 0.5
-    for start, group in main.groupby("start"):
-        axes[1].hist(group.concepts, bins=bins, alpha=0.6, label=start)
-    axes[1].set_xlabel(f"concepts per direction at threshold {threshold}")
-    axes[1].legend()
+    axes[0].set_xlabel("cut (fraction of the model scale)")
+    axes[0].legend(fontsize=8)
+    chosen = counts[counts.chosen]
+    bins = np.arange(0, chosen.concepts.max() + 2) - 0.5
+    for (dataset, start), group in chosen.groupby(["dataset", "start"], sort=False):
+        axes[1].hist(group.concepts, bins=bins, alpha=0.5, label=f"{dataset}, {start}")
+    axes[1].set_xlabel("concepts per direction at the chosen cut")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -62,4 +66,50 @@ def attribution_maps(images: np.ndarray, titles, attributions: np.ndarray, title
         ax.imshow(a.sum(0), cmap="bwr", vmin=-np.abs(a).max(), vmax=np.abs(a).max())
         ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def ranking_norms(run, n: int):
+    """Why dot ranking fails on a small model: activation norms of all evaluation images against
+    those of the top images of neurons and of concept vectors, under each ranking."""
+    import matplotlib.pyplot as plt
+
+    from .experiment import top_sets
+
+    norms = np.linalg.norm(run.eval_acts, axis=1)
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    bins = np.linspace(0, norms.max(), 30)
+    ax.hist(norms, bins=bins, density=True, alpha=0.4, color="grey", label="all evaluation images")
+    for kind, ranking in (("neuron", "dot"), ("concept vector", "dot"), ("concept vector", "cosine")):
+        tops = np.concatenate(top_sets(run, n, kind, ranking) or [np.zeros(0, int)])
+        ax.hist(norms[tops], bins=bins, density=True, histtype="step", lw=2,
+                label=f"top {n} of each {kind}, {ranking} ranking")
+    ax.set_xlabel("activation norm ‖a‖ of an image")
+    ax.set_ylabel("density")
+    ax.set_title(f"{run.dataset}, seed {run.seed}: activation norms of the top images", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cut_selection(cuts):
+    """Per dataset: mean silhouette and share of neurons split against the cut (dot ranking),
+    averaged over seeds; the chosen cuts marked."""
+    import matplotlib.pyplot as plt
+
+    dot = cuts[cuts.ranking == "dot"]
+    datasets = list(dict.fromkeys(dot.dataset))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        rows = dot[dot.dataset == dataset]
+        mean = rows.groupby("threshold")[["silhouette", "share split"]].mean()
+        ax.plot(mean.index, mean["share split"], marker="o", label="share of neurons split")
+        ax.plot(mean.index, mean["silhouette"], marker="s", label="mean silhouette (probe)")
+        for cut in sorted(set(rows[rows.chosen].threshold)):
+            ax.axvline(cut, color="k", ls="--", lw=1)
+        ax.set_xlabel("cut (fraction of the model scale); dashed: chosen")
+        ax.set_title(dataset)
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
