@@ -15,11 +15,12 @@ import sys
 import yaml
 
 from .chapters import CHAPTERS, REPO_ROOT
-from .claims import tally
+from .claims import claims_markdown, tally
 from .runner import SUMMARY_MD, load_summary
 
 THIS_BUILD_PAGE = pathlib.Path("book/results/this_build.md")
 EXECUTION_TABLE = pathlib.Path("book/results/execution_table.md")
+COMMITTED_PAGE = pathlib.Path("book/results/committed.md")
 RECORDS_DIR = pathlib.Path("book/results/runs")     # committed records: the only source of times
 
 
@@ -67,6 +68,7 @@ def stage(executed_dir: pathlib.Path, stage_dir: pathlib.Path, repo: pathlib.Pat
         _copy_folding_injected_parameters(executed, stage_dir / "notebooks" / executed.name, note)
         _write_downloads(stage_dir / "notebooks" / executed.name, stage_dir / "downloads")
     (stage_dir / EXECUTION_TABLE).write_text(execution_table(measured))
+    (stage_dir / COMMITTED_PAGE).write_text(committed_records_page(repo / RECORDS_DIR))
     _write_toc(repo / "_toc.yml", stage_dir / "_toc.yml", {c.name for c in present})
     missing = [c for c in CHAPTERS if c not in present]
     _write_this_build_page(executed_dir, stage_dir / THIS_BUILD_PAGE, missing)
@@ -198,6 +200,37 @@ def execution_table(measured: dict) -> str:
                 f"{e['seconds']:.1f} | {e['device']} | {e['date']} | {e['verdicts']} | `{e['record']}` |" if e
                 else "– | not measured yet | | | |"))
     return "\n".join(rows) + "\n"
+
+
+def overrides(record: dict) -> dict:
+    """The parameters a run set away from its profile's defaults (seed, device, path aside)."""
+    chapter = next(c for c in CHAPTERS if c.number == record["chapter"])
+    defaults = chapter.spec().defaults(record["profile"])
+    free = {"seed", "device", "results_path"}
+    return {k: v for k, v in record["parameters"].items() if k not in free and defaults.get(k) != v}
+
+
+def committed_records_page(records_dir: pathlib.Path, profiles=("full",)) -> str:
+    """Every committed record of the given profiles, newest first per chapter: what ran, where,
+    how long, and its claims, straight from the file (the reproduction page cites nothing else)."""
+    paths = sorted(records_dir.glob("*.results.json")) if records_dir.is_dir() else []
+    records = [(p, json.loads(p.read_text())) for p in paths]
+    records = [(p, r) for p, r in records if r["profile"] in profiles]
+    if not records:
+        return "No record of these profiles is committed yet.\n"
+    out = []
+    for chapter in CHAPTERS:
+        mine = sorted(((p, r) for p, r in records if r["chapter"] == chapter.number),
+                      key=lambda pr: str(pr[1].get("started", "")), reverse=True)
+        for path, record in mine:
+            changed = overrides(record)
+            sizes = ("at the profile's own sizes" if not changed else "with " + ", ".join(
+                f"`{k} = {json.dumps(v, ensure_ascii=False)}`" for k, v in changed.items()))
+            out.append(f"#### {chapter.heading}: `{record['profile']}`, {record['device']}, "
+                       f"{str(record.get('started', ''))[:10]}\n\n"
+                       f"Record `{path.name}`; {sizes}; {record['timings_s']['total']:.1f} s "
+                       f"(the notebook's timer).\n\n" + claims_markdown(record["claims"]) + "\n")
+    return "\n".join(out)
 
 
 def _write_this_build_page(executed_dir: pathlib.Path, page: pathlib.Path, missing=()) -> None:

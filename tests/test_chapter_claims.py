@@ -18,11 +18,11 @@ def _src_frames(seeds=3, conv_zero=False):
         # every arm gets its own noise, so the paired differences vary from seed to seed.
         for recipe, best, last, clean in ((ex.MAIN_AT, 0.60, 0.50, 0.90), (ex.MAIN_SRC, 0.60, 0.58, 0.89),
                                           (ex.TRADES, 0.62, 0.55, 0.88), (ex.TRADES_SRC, 0.62, 0.54, 0.88),
-                                          (ex.ALP, 0.6, 0.6, 0.9)):
+                                          (ex.alp_name(0.1), 0.6, 0.6, 0.9)):
             noise = rng.normal(0, 0.002, 3)
             for checkpoint, robust in (("best", best + noise[0]), ("last", last + noise[1])):
                 rows.append({"recipe": recipe, "seed": s, "checkpoint": checkpoint, "clean": clean + noise[2],
-                             "pgd": robust, "apgd": robust - 0.01})
+                             "pgd": robust, "robust": robust - 0.01})
     df = pd.DataFrame(rows)
     conv = df.assign(pgd=0.0) if conv_zero else df
     return df, df, conv
@@ -32,7 +32,8 @@ def test_chapter_01_claims_on_a_known_case():
     from ai4m_helpers.robustness import experiment as ex
 
     apgd_df, df, conv = _src_frames()
-    gap, last, clean, trades, conv_gap = ex.decide_claims(apgd_df, df, conv)
+    alp = ex.alp_name(0.1)
+    gap, last, clean, trades, control, conv_gap = ex.decide_claims(apgd_df, df, conv, alp, 0.004)
     assert gap.verdict == HELD and gap.estimate.value == pytest.approx(-0.08, abs=0.005)
     diffs = ex.per_seed(df, ex.MAIN_SRC, "last", "clean") - ex.per_seed(df, ex.MAIN_AT, "last", "clean")
     assert clean.estimate.ci == pytest.approx(stats.t.interval(0.95, 2, diffs.mean(), stats.sem(diffs)))
@@ -40,12 +41,15 @@ def test_chapter_01_claims_on_a_known_case():
     assert clean.verdict == HELD and clean.estimate.value == pytest.approx(-0.01, abs=0.005)  # within 2 points
     assert trades.verdict == NOT_HELD
     assert conv_gap.verdict == HELD
+    assert control.verdict == NOT_HELD and control.estimate.value == pytest.approx(-0.02, abs=0.005)
+    assert last.evidence["robust best PGD-AT + SRC"] == pytest.approx(0.59, abs=0.005)
+    unmatched = ex.decide_claims(apgd_df, df, conv, alp, 0.05)[4]                  # 5 points away
+    assert unmatched.verdict == INCONCLUSIVE and "within" in unmatched.note
     _, _, zero = _src_frames(conv_zero=True)
-    assert ex.decide_claims(apgd_df, df, zero)[-1].verdict == INCONCLUSIVE            # nothing to measure
-    one = ex.decide_claims(*_src_frames(seeds=1))
+    assert ex.decide_claims(apgd_df, df, zero, alp)[-1].verdict == INCONCLUSIVE      # nothing to measure
+    one = ex.decide_claims(*_src_frames(seeds=1), alp)
     assert all(c.verdict == INCONCLUSIVE for c in one)                              # one seed, no noise
-    alp = ex.alp_control(df)
-    assert alp["ALP - SRC"] == pytest.approx(0.02, abs=0.005) and alp["seeds"] == 3
+    assert len(ex.decide_claims(apgd_df, df, None, alp)) == 5                       # no conv net run
 
 
 def test_chapter_01_best_last_table_has_gaps_per_recipe():
@@ -98,28 +102,38 @@ def test_chapter_04_claims_on_known_tables():
 
     rng = np.random.default_rng(0)
     n = 12
-    per_neuron = pd.DataFrame({"ranking": ["dot"] * n + ["cosine"] * n,
+    per_neuron = pd.DataFrame({"dataset": "digits", "attribute": "digit",
+                               "ranking": ["dot"] * n + ["cosine"] * n,
                                "neuron": np.r_[np.full(n, 0.5), np.full(n, 0.5)] + rng.normal(0, 0.01, 2 * n),
                                "concept vectors": np.r_[np.full(n, 0.45), np.full(n, 0.8)] + rng.normal(0, 0.01, 2 * n),
                                ex.SUBSETS: np.r_[np.full(n, 0.4), np.full(n, 0.6)] + rng.normal(0, 0.01, 2 * n)})
     dot, cosine = ex.purity_claim(per_neuron, "dot"), ex.purity_claim(per_neuron, "cosine")
-    assert dot.verdict == NOT_HELD and dot.parts["vs neuron"].verdict == NOT_HELD
-    assert dot.parts[f"vs {ex.SUBSETS}"].verdict == HELD
+    assert dot.verdict == NOT_HELD and dot.parts["digits, digit: vs neuron"].verdict == NOT_HELD
+    assert dot.parts[f"digits, digit: vs {ex.SUBSETS}"].verdict == HELD
     assert cosine.verdict == HELD
+    # a factor the model was not trained on goes to its own claim, decided per factor and ranking
+    colour = per_neuron.assign(dataset="shapes", attribute="colour",
+                               **{"concept vectors": per_neuron["neuron"] - 0.05})
+    both = pd.concat([per_neuron, colour])
+    assert ex.purity_claim(both, "cosine").verdict == HELD
+    beyond = ex.untrained_claim(both)
+    assert beyond.verdict == NOT_HELD and set(beyond.parts) == {"shapes, colour (dot): vs neuron",
+                                                                "shapes, colour (cosine): vs neuron"}
+    assert ex.untrained_claim(per_neuron).verdict == INCONCLUSIVE                   # no shapes run
 
     rows = []
     for t, per_neuron_count in ((0.3, [4, 3, 5, 4]), (0.7, [2, 1, 2, 1])):
-        rows += [{"seed": 0, "threshold": t, "start": "neuron", "direction": i, "concepts": c}
-                 for i, c in enumerate(per_neuron_count)]
-        rows += [{"seed": 0, "threshold": t, "start": "SVD direction", "direction": i, "concepts": c - 1 + i % 2}
-                 for i, c in enumerate(per_neuron_count)]
+        rows += [{"dataset": "digits", "seed": 0, "threshold": t, "chosen": t == 0.3, "start": "neuron",
+                  "direction": i, "concepts": c} for i, c in enumerate(per_neuron_count)]
+        rows += [{"dataset": "digits", "seed": 0, "threshold": t, "chosen": t == 0.3, "start": "SVD direction",
+                  "direction": i, "concepts": c - 1 + i % 2} for i, c in enumerate(per_neuron_count)]
     counts = pd.DataFrame(rows)
     assert ex.granularity_claim(counts).verdict == HELD
-    svd = ex.svd_claim(counts, 0.3)
+    svd = ex.svd_claim(counts).parts["digits"]
     assert svd.estimate.value == pytest.approx(-0.5) and svd.estimate.unit == "direction"
     assert svd.verdict == INCONCLUSIVE                    # four directions each: the interval is wide
     empty = ex.purity_claim(per_neuron.iloc[:0], "dot")
-    assert empty.verdict == INCONCLUSIVE and "no neuron split" in empty.parts["vs neuron"].note
+    assert empty.verdict == INCONCLUSIVE and "no neuron split" in (empty.estimate.reason or empty.note)
 
 
 # -- chapter 7 ----------------------------------------------------------------------------------

@@ -126,8 +126,13 @@ def _sane_chapter_01(record):
     assert {"PGD-AT", "PGD-AT + SRC", "TRADES", "TRADES + SRC"} <= set(rows)
     for row in rows.values():
         assert 0.3 < row["best_mean"] <= 1 and 0 <= row["last_mean"] <= 1   # well above chance (0.1)
-    assert len(record["claims"]) == 5                 # four on the MLP, one on the conv net
-    assert record["metrics"]["conv_robust_pgd"]
+    assert len(record["claims"]) == 5                 # four on the MLP and the ALP control
+    assert record["metrics"]["conv_robust_pgd"] is None          # the smoke profile skips the conv net
+    assert record["metrics"]["alp_matched"].startswith("PGD-AT + ALP")
+    worst = {r["recipe"]: r for r in record["metrics"]["worst_case_last"]}
+    assert set(worst) == set(rows)                                # every recipe met the Square attack
+    assert all(r["worst of all"] <= min(r["worst of gradient attacks"], r["Square"]) for r in worst.values())
+    assert {r["recipe"] for r in record["metrics"]["robust_worst"]} == set(rows)
     speed = record["metrics"]["speed"]
     assert speed["ours_s_per_epoch"] > 0 and speed["art_s_per_epoch"] > 0
 
@@ -151,13 +156,15 @@ def _sane_chapter_07(record):
 
 
 def _sane_chapter_04(record):
-    assert min(record["metrics"]["test_accuracy"]) > 0.8            # the digits CNN learned
+    assert min(record["metrics"]["test_accuracy"].values()) > 0.8     # both CNNs learned
     rows = record["metrics"]["purity"]
     kinds = {r["direction"] for r in rows}
     assert {"neuron", "concept vectors", "means of random subsets of the same top images",
-            "random non-negative directions", "class-mean directions (oracle)"} <= kinds
+            "random non-negative directions", "class-mean directions (supervised reference)"} <= kinds
+    assert {r["attribute"] for r in rows} == {"digit", "shape", "colour", "texture"}
+    assert {c["dataset"] for c in record["metrics"]["cuts"]} == {"digits", "shapes"}
     assert all(0 < r["mean"] <= 1 for r in rows if r["mean"] is not None)
-    assert len(record["claims"]) == 4
+    assert len(record["claims"]) == 5
 
 
 def _sane_chapter_08(record):
@@ -210,14 +217,17 @@ def test_chapter_01_full_profile_paths_run_at_toy_size(tmp_path):
     """The full profile's code paths (several seeds, the whole λ×τ grid) at a size CI can afford."""
     chapter = chapters.find(["01"])[0]
     toy = {"profile": "full", "device": "cpu", "n_train": 100, "n_val": 100, "width": 16, "epochs": 4,
-           "eval_every": 2, "seeds": 2, "apgd_iter": 2, "apgd_size": 20, "conv_train": 64,
+           "eval_every": 2, "seeds": 2, "apgd_iter": 2, "apgd_size": 20, "square_size": 20,
+           "square_queries": 10, "conv_train": 64,
            "conv_eval": 32, "conv_width": 4, "conv_epochs": 1, "benchmark": False}
     entry = runner.run([chapter], "full", {chapter.name: toy}, tmp_path, log=lambda m: None)[0]
     assert entry["status"] == "ok", runner.describe_entry(entry)
     record = load_record(tmp_path / f"{chapter.name}.results.json")
-    assert record["profile"] == "full" and record["parameters"]["ablation_lambdas"] == [0.5, 1.0, 2.0]
+    assert record["profile"] == "full" and record["parameters"]["ablation_lambdas"] == [0.1, 0.3, 1.0, 3.0]
     rows = record["metrics"]["robust_pgd"]
-    assert len(rows) == 10 and all(r["seeds_n"] == 2 and "gap_std" in r for r in rows)
+    # 4 named recipes, SRC on 4 λ x 2 τ (one of them the main recipe), ALP on the 4 λ
+    assert len(rows) == 4 + 7 + 4 and all(r["seeds_n"] == 2 and "gap_std" in r for r in rows)
+    assert len(record["claims"]) == 6 and record["metrics"]["conv_robust_pgd"]
     mlp_claims = record["claims"][:4]
     assert all(c["n"] == 2 and c["unit"] == "seed" for c in mlp_claims)
     # two seeds give an interval unless their differences agree exactly (then too few to decide)
@@ -226,16 +236,17 @@ def test_chapter_01_full_profile_paths_run_at_toy_size(tmp_path):
 
 @pytest.mark.notebook
 def test_chapter_04_full_profile_paths_run_at_toy_size(tmp_path):
-    """Generated shape compositions, per-attribute purity and several seeds, at a CI-sized scale."""
+    """Both datasets, per-attribute purity and several seeds, at a CI-sized scale."""
     chapter = chapters.find(["04"])[0]
     toy = {"profile": "full", "device": "cpu", "seeds": 2, "channels": 16, "train_steps": 30,
-           "n_images": 1500, "top_n": 40, "eval_top": 20, "n_random": 3}
+           "shapes_steps": 30, "n_images": 1500, "top_n": 40, "eval_top": 20, "n_random": 3,
+           "thresholds": [0.3, 0.6]}
     entry = runner.run([chapter], "full", {chapter.name: toy}, tmp_path, log=lambda m: None)[0]
     assert entry["status"] == "ok", runner.describe_entry(entry)
     record = load_record(tmp_path / f"{chapter.name}.results.json")
     attributes = {r["attribute"] for r in record["metrics"]["purity"]}
-    assert attributes == {"class", "shape", "colour", "texture"}
-    assert len(record["metrics"]["test_accuracy"]) == 2
+    assert attributes == {"digit", "shape", "colour", "texture"}
+    assert len(record["metrics"]["test_accuracy"]) == 4                  # two datasets, two seeds
 
 
 def _readme_block(heading: str) -> list[str]:
@@ -300,6 +311,29 @@ def test_measured_times_come_from_committed_records(tmp_path):
     assert "`smoke` 42 s on cpu: test (2 threads) (2026-11-20)" in note and "`full` not measured yet" in note
     table = book.execution_table(measured)
     assert "| 41.5 | cpu: test (2 threads) | 2026-11-20 |" in table and "not measured yet" in table
+
+
+def test_the_committed_records_page_says_what_each_run_changed_and_decided(tmp_path):
+    records = tmp_path / "runs"
+    records.mkdir()
+    defaults = CHAPTERS[0].spec().defaults("full")
+    claim = {"name": "SRC helps", "verdict": "held", "held": True, "effect": 0.03, "ci": [0.02, 0.04],
+             "n": 5, "unit": "seed", "margin": 0.0, "direction": "greater", "method": "paired t"}
+    (records / "01_full_x.results.json").write_text(json.dumps(
+        {"chapter": "01", "profile": "full", "parameters": {**defaults, "width": 256, "seed": 4},
+         "seed": 4, "device": "cpu: test", "versions": {}, "metrics": {}, "claims": [claim],
+         "started": "2026-11-29T10:00:00+00:00", "timings_s": {"total": 515.3}}))
+    page = book.committed_records_page(records)
+    assert "`01_full_x.results.json`" in page and "`width = 256`" in page and "`seed" not in page
+    assert "515.3 s" in page and "SRC helps" in page and "**held**" in page
+    assert "No record" in book.committed_records_page(tmp_path / "none")
+
+
+def test_the_reproduction_pages_cite_only_committed_records():
+    committed = {p.name for p in (REPO_ROOT / book.RECORDS_DIR).glob("*.results.json")}
+    for page in (REPO_ROOT / "book").rglob("*.md"):
+        cited = set(re.findall(r"\b\d\d_[\w.-]+\.results\.json", page.read_text()))
+        assert cited <= committed, f"{page.name} cites records that are not committed: {cited - committed}"
 
 
 def test_every_committed_record_is_a_valid_record():
