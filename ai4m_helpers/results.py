@@ -27,8 +27,29 @@ TRACKED_PACKAGES = ("ai4m-helpers", "torch", "numpy", "scikit-learn", "adversari
                     "captum", "transformers", "aif360", "opacus", "torch-geometric", "papermill")
 
 
+def code_version() -> str | None:
+    """The git commit of the helpers' checkout ("+changes" when it has uncommitted edits), so a
+    record says which code produced it; None outside a git checkout (an installed wheel)."""
+    import subprocess
+
+    here = pathlib.Path(__file__).parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit.stdout.strip() + ("+changes" if dirty else "")
+
+
 def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
     versions = {"python": platform.python_version()}
+    code = code_version()
+    if code:
+        versions["code"] = code
     for name in names:
         try:
             versions[name] = importlib.metadata.version(name)

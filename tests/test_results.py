@@ -58,3 +58,13 @@ def test_empty_path_writes_nothing(tmp_path, monkeypatch):
 def test_incomplete_records_are_rejected(broken):
     with pytest.raises(ValueError):
         validate_record(broken)
+
+
+def test_a_record_names_the_code_that_made_it():
+    import re
+
+    from ai4m_helpers.results import code_version, package_versions
+
+    code = code_version()
+    assert code is None or re.fullmatch(r"[0-9a-f]{7,40}(\+changes)?", code)
+    assert package_versions().get("code") == code
