@@ -163,7 +163,8 @@ def _sane_chapter_04(record):
             "random non-negative directions", "class-mean directions (supervised reference)"} <= kinds
     assert {r["attribute"] for r in rows} == {"digit", "shape", "colour", "texture"}
     assert {c["dataset"] for c in record["metrics"]["cuts"]} == {"digits", "shapes"}
-    assert all(0 < r["mean"] <= 1 for r in rows if r["mean"] is not None)
+    assert all(0 < r["purity"] <= 1 for r in rows if r["purity"] is not None)
+    assert all(-1 <= r["purity above chance"] <= 1 for r in rows if r["purity above chance"] is not None)
     assert len(record["claims"]) == 5
 
 
