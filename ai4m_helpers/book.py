@@ -227,9 +227,10 @@ def committed_records_page(records_dir: pathlib.Path, profiles=("full",)) -> str
             sizes = ("at the profile's own sizes" if not changed else "with " + ", ".join(
                 f"`{k} = {json.dumps(v, ensure_ascii=False)}`" for k, v in changed.items()))
             code = record["versions"].get("code")
-            out.append(f"#### {chapter.heading}: `{record['profile']}`, {record['device']}, "
-                       f"{str(record.get('started', ''))[:10]}\n\n"
-                       f"Record `{path.name}`; {sizes}; {record['timings_s']['total']:.1f} s "
+            out.append(f"### {chapter.heading}: `{path.name.removesuffix('.results.json')}`\n\n"
+                       f"`{record['profile']}` profile on {record['device']}, "
+                       f"{str(record.get('started', ''))[:10]}. "
+                       f"Record `{path.name}`, {sizes}; {record['timings_s']['total']:.1f} s "
                        f"(the notebook's timer)" + (f"; code `{code}`" if code else "") + ".\n\n"
                        + claims_markdown(record["claims"]) + "\n")
     return "\n".join(out)
