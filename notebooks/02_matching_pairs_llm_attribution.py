@@ -111,9 +111,14 @@ quiet_transformers()
 # distilgpt2 and DialoGPT, some bases are **siblings**: `prose-small` saw the same data as `prose`
 # with half the width and another seed, and `prose-chat` is `prose` continued on dialogue. Each base
 # then gets descendants fine-tuned on downstream tasks (reviews, SQL, poems, recipes, headlines,
-# e-mails) with varying steps and learning rates; tasks rotate across bases, so a task says nothing
-# about the parent. Some descendants form the attributor's **labelled zoo**, the others are
-# **held out** and only reachable through a query-counting service.
+# e-mails) with varying steps and learning rates. Some descendants form the attributor's
+# **labelled zoo**, the others are **held out** and only reachable through a query-counting
+# service. Task and base are independent: in the labelled zoo each base gets `zoo_per_base` tasks
+# in turn, so that every task sits under several bases, and each held-out model draws its task at
+# random, whatever its base. A held-out model is a new fine-tuning run (its own steps, learning
+# rate and data order); it may share base and task with a labelled model, as often as chance
+# says. So the labelled zoo cannot teach a task-to-base rule that would be wrong (or right) for
+# every held-out model, and a task says nothing about the parent.
 #
 # Every model is written with `save_pretrained` and read back with `from_pretrained`, so
 # `ai4m_helpers.attribution.api.LMService.open("distilgpt2", ...)` works the same way for a reader
@@ -177,8 +182,10 @@ pd.DataFrame(
 #
 # Each held-out model answers the `query_prompts` prompts once (these queries are counted); the
 # attributors were trained on responses to *other* prompts. Five attributors:
-# - **perplexity**: the base under which the responses are least surprising (per-token
-#   perplexity with the base's own tokenizer, as in the paper);
+# - **perplexity**: the base under which the responses are least surprising. The paper averages
+#   the negative log-likelihood per token of each base's own tokenizer; with different tokenizers
+#   that compares unlike units (a tokenizer that cuts text into fewer, longer tokens looks more
+#   surprised per token), so here it is averaged **per character** of the responses;
 # - **K1**: one classifier per base, trained on base responses only (no fine-tuned model queried);
 # - **K2**: plus the responses of the labelled zoo;
 # - **K1 pair / K2 pair**: the same knowledge, with the classifier seeing the base's and the
@@ -287,7 +294,10 @@ per_base
 # 2. more knowledge raises accuracy: labelled fine-tunes (K2 over K1, K2 pair over K1 pair) and
 #    paired inputs (pair over single), each a per-model gain averaged over its two comparisons,
 #    and held only if both kinds of knowledge help;
-# 3. more prompts raise accuracy (all prompts against one random prompt, per model);
+# 3. more prompts raise accuracy: all query prompts against the mid budget, the largest budget
+#    of at most a quarter of them, drawn at random (per model; one prompt against many would be
+#    won by the majority vote alone, so the comparison starts where votes are already formed; the
+#    budget curve below shows the whole shape);
 # 4. prompts ranked by base-only disagreement beat random ones (mean over budgets below the
 #    maximum);
 # 5. errors concentrate on sibling bases (per error: on a sibling, minus the chance of that if
@@ -317,13 +327,12 @@ claims_table(claims)
 # - **Scale of the evidence.** A smoke run has one zoo of 12 held-out models: one model more or
 #   less moves accuracy by 0.08, so the claims' notes matter. The `full` profile averages two
 #   zoos (16 held-out models each).
-# - **What did not hold at larger scale.** On one H200 the `full` profile (two-block models of
-#   width 64, two zoos, MiniLM features) attributed only 9 of 32 held-out models with K2 pair
-#   (0.28, chance 0.125), and the knowledge levels did not separate; the smoke profile attributes
-#   7 to 9 of 12. On the small models, fine-tuning strength decides a lot (a CPU sweep: 0.92-0.96
-#   at 10 steps, 0.17-0.54 at 90), hence the section above; which of the full profile's other
-#   differences weakens the fingerprints is still open. The numbers are in the book's
-#   reproduction report.
+# - **What did not hold at larger scale.** An earlier run of the `full` profile on one GPU
+#   (two-block models of width 64, two zoos, MiniLM features) attributed far fewer held-out
+#   models than the smoke profile does, close to chance; its record was not kept, so no number
+#   of it is quoted here. Fine-tuning that is heavy against pre-training is the leading
+#   suspect (the first two exercises probe it); the question is open until a GPU run is
+#   recorded.
 #
 # ## Exercises
 # 1. Run with `finetune_steps` 10 and then 90 (`ai4m run 02 -p finetune_steps 10`): how do the

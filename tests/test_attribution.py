@@ -1,4 +1,5 @@
 """Chapter 2's helpers: perplexity, the query counter, the vote, the zoo on disk, featurisers."""
+import dataclasses
 import random
 
 import numpy as np
@@ -41,6 +42,18 @@ def test_token_nll_matches_a_hand_computation(tiny):
     nll, count = api.token_nll(model, tokenizer, [text, "a much longer second text to pad the batch"])
     assert count[0] == ids.shape[1] - 1
     assert nll[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_char_nll_scores_every_character_whatever_the_tokenizer(tiny):
+    model, tokenizer = tiny
+    texts = ["Ana: hi Ben, how are you?", "ok", "a much longer third text to pad the batch"]
+    for text in texts:         # the newline in front is a token of its own: the text's tokens follow
+        assert tokenizer("\n" + text)["input_ids"][1:] == tokenizer(text)["input_ids"]
+    nll, chars = api.char_nll(model, tokenizer, texts)
+    _, scored = api.token_nll(model, tokenizer, texts, prefix="\n")
+    assert chars.tolist() == [len(t) for t in texts]
+    assert scored.tolist() == [len(tokenizer(t)["input_ids"]) for t in texts]   # every token of the text
+    assert np.all(nll > 0)
 
 
 def test_service_counts_queries_and_returns_text_only(tiny):
@@ -110,14 +123,28 @@ def test_build_zoos_caches_by_settings(tmp_path):
     assert again.path == z.path and (again.path / "zoo.json").stat().st_mtime == mtime
 
 
-def test_finetune_plan_does_not_tie_tasks_to_bases():
-    s = zoo_mod.ZooSettings(8, 1, 2, 16, 1, 24, 300, 1, 10, 2, 1e-3, 20000, 0)
+@pytest.mark.parametrize("n_bases", [6, 8])
+def test_the_zoo_design_leaks_no_task_to_base_map(n_bases):
+    defaults = PARAMS.defaults("smoke")
+    s = zoo_mod.ZooSettings(n_bases, defaults["zoo_per_base"], defaults["test_per_base"], 16, 1, 24, 300, 1,
+                            10, 2, 1e-3, 20000, 0)
     plan = zoo_mod.plan_finetunes(s)
-    for base in {f.base for f in plan}:
-        mine = [f for f in plan if f.base == base]
-        assert not {f.task for f in mine if f.split == "zoo"} & {f.task for f in mine if f.split == "test"}
-    for task in corpora.TASKS:
-        assert len({f.base for f in plan if f.task == task}) >= 3
+    zoo, test = [f for f in plan if f.split == "zoo"], [f for f in plan if f.split == "test"]
+    for task in corpora.TASKS:                # every task sits under several bases in the labelled zoo
+        assert len({f.base for f in zoo if f.task == task}) >= 2
+    for f in test:                            # a held-out model is a new fine-tuning run
+        assert all((g.base, g.task, g.steps, g.lr) != (f.base, f.task, f.steps, f.lr) for g in zoo)
+    assert len({f.name for f in plan}) == len(plan)
+    # Over many zoos, a held-out model's task is no more often one its base has in the labelled
+    # zoo than chance (zoo_per_base of the six tasks): the task says nothing about the base.
+    shared, total = 0, 0
+    for seed in range(200):
+        plan = zoo_mod.plan_finetunes(dataclasses.replace(s, seed=seed))
+        labelled = {(f.base, f.task) for f in plan if f.split == "zoo"}
+        held = [(f.base, f.task) for f in plan if f.split == "test"]
+        shared += sum(pair in labelled for pair in held)
+        total += len(held)
+    assert shared / total == pytest.approx(s.zoo_per_base / len(corpora.TASKS), abs=0.03)
 
 
 def test_vote_is_a_majority_over_prompts_with_probability_ties():
@@ -129,8 +156,10 @@ def test_vote_is_a_majority_over_prompts_with_probability_ties():
 
 def test_perplexity_attribution_picks_the_least_surprised_base():
     nll = np.array([[[10.0, 10.0], [4.0, 4.0]]])
-    tokens = np.full_like(nll, 4.0)
-    assert att.perplexity_attribution(nll, tokens).tolist() == [1]
+    chars = np.full_like(nll, 4.0)
+    assert att.perplexity_attribution(nll, chars).tolist() == [1]
+    fewer = np.array([[[4.0, 4.0], [1.0, 1.0]]])           # base 1's NLL covers 4x fewer characters
+    assert att.perplexity_attribution(nll, fewer).tolist() == [0]     # 2.5 nats per character against 4
 
 
 def test_disagreement_is_high_where_bases_explain_their_own_text_best():
@@ -170,7 +199,7 @@ def test_minilm_featurizer_gives_unit_vectors():
 
 def test_parameters_are_checked_together():
     with pytest.raises(ParameterError, match="zoo_per_base"):
-        PARAMS.resolve(zoo_per_base=3, test_per_base=4)
+        PARAMS.resolve(zoo_per_base=1, n_bases=6)
     with pytest.raises(ParameterError, match="multiple of 16"):
         PARAMS.resolve(width=40)
     with pytest.raises(ParameterError, match="context"):

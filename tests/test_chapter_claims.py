@@ -83,7 +83,8 @@ def test_chapter_02_claims_on_known_hits():
     ranked_hits = random_hits.copy()
     more, ranked = ex.prompt_claims(random_hits, ranked_hits, [1, 5, 10, 40])
     assert more.verdict == HELD and ranked.verdict == INCONCLUSIVE
-    assert more.estimate.value == pytest.approx(0.7)
+    assert more.estimate.value == pytest.approx(0.9 - (0.2 + 2 * 0.7 / 3))    # 40 prompts against 10
+    assert ex.mid_budget([1, 2, 5, 10, 20, 40]) == 3 and ex.mid_budget([1, 2, 3]) == 0
 
 
 def test_chapter_02_sibling_claim():

@@ -57,9 +57,11 @@ def generate(model, tokenizer, prompts: Sequence[str], new_tokens: int, seed: in
 
 
 @torch.no_grad()
-def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256,
+              prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Per text: the summed negative log-likelihood (nats) of its tokens after the first, and how
-    many tokens that sum covers. Texts longer than the context are cut to it."""
+    many tokens that sum covers. Texts longer than the context are cut to it. A ``prefix`` is
+    put before every text and not scored itself (see :func:`char_nll`)."""
     device = next(model.parameters()).device
     limit = getattr(model.config, "n_positions", None)
     sums, counts = [], []
@@ -67,7 +69,7 @@ def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256) -> tuple
     tokenizer.padding_side = "right"
     try:
         for i in range(0, len(texts), batch):
-            enc = tokenizer(list(texts[i:i + batch]), return_tensors="pt", padding=True,
+            enc = tokenizer([prefix + t for t in texts[i:i + batch]], return_tensors="pt", padding=True,
                             truncation=limit is not None, max_length=limit)
             ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
@@ -78,6 +80,15 @@ def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256) -> tuple
     finally:
         tokenizer.padding_side = padding_side
     return torch.cat(sums).numpy().astype(float), torch.cat(counts).numpy().astype(float)
+
+
+def char_nll(model, tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: the summed NLL of *all* its characters and how many there are, comparable across
+    tokenizers. A newline goes first: every byte-level BPE tokenizer here makes it a token of its
+    own, so the scored tokens cover exactly the text (a per-token average would favour tokenizers
+    that cut text into longer, fewer tokens)."""
+    nll, _ = token_nll(model, tokenizer, texts, prefix="\n")
+    return nll, np.maximum([len(t) for t in texts], 1).astype(float)
 
 
 def perplexity(model, tokenizer, texts: Sequence[str]) -> float:

@@ -78,12 +78,13 @@ def vote(probs: np.ndarray, prompts=None) -> np.ndarray:
     return score.argmax(-1)
 
 
-def perplexity_attribution(nll: np.ndarray, tokens: np.ndarray, prompts=None) -> np.ndarray:
+def perplexity_attribution(nll: np.ndarray, chars: np.ndarray, prompts=None) -> np.ndarray:
     """The perplexity heuristic: f goes to the base under which its responses are least
-    surprising. nll, tokens: (n_test, n_bases, n_prompts) summed NLL and token counts."""
+    surprising, per character (bases have different tokenizers, so per-token perplexities are not
+    comparable). nll, chars: (n_test, n_bases, n_prompts) summed NLL and character counts."""
     if prompts is not None:
-        nll, tokens = nll[..., prompts], tokens[..., prompts]
-    return (nll.sum(-1) / np.maximum(tokens.sum(-1), 1)).argmin(-1)
+        nll, chars = nll[..., prompts], chars[..., prompts]
+    return (nll.sum(-1) / np.maximum(chars.sum(-1), 1)).argmin(-1)
 
 
 def per_base_metrics(probs: np.ndarray, truth: np.ndarray, predicted: np.ndarray, names) -> list[dict]:

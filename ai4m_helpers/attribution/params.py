@@ -11,10 +11,10 @@ def _multiple_of_16(v: int) -> str | None:
     return None if v % 16 == 0 else "must be a multiple of 16 (attention heads of 16 dimensions)"
 
 
-def _descendants_fit(values: dict) -> str | None:
-    if values["zoo_per_base"] + values["test_per_base"] > N_TASKS:
-        return (f"zoo_per_base + test_per_base must be at most {N_TASKS} (one downstream task "
-                "per descendant of a base)")
+def _tasks_spread(values: dict) -> str | None:
+    if values["n_bases"] * values["zoo_per_base"] < 2 * N_TASKS:
+        return (f"n_bases x zoo_per_base must be at least {2 * N_TASKS}, so that each of the "
+                f"{N_TASKS} tasks sits under two or more bases in the labelled zoo")
     return None
 
 
@@ -27,8 +27,9 @@ def _response_fits(values: dict) -> str | None:
 PARAMS = ParamSpec({
     "zoo_seeds": Param(int, 1, full=2, min=1, max=10, help="zoos built (seeds of the whole construction)"),
     "n_bases": Param(int, 6, full=8, min=3, max=MAX_BASES, help="base models in the zoo"),
-    "zoo_per_base": Param(int, 1, min=1, max=N_TASKS - 1, help="labelled fine-tunes per base"),
-    "test_per_base": Param(int, 2, min=1, max=N_TASKS - 1, help="held-out fine-tunes per base"),
+    "zoo_per_base": Param(int, 2, min=1, max=N_TASKS, help="labelled fine-tunes per base (distinct tasks)"),
+    "test_per_base": Param(int, 2, min=1, max=N_TASKS,
+                           help="held-out fine-tunes per base (tasks drawn independently of the base)"),
     "width": Param(int, 32, full=64, min=16, max=1024, check=_multiple_of_16,
                    help="embedding width of a base (siblings scale it)"),
     "layers": Param(int, 1, full=2, min=1, max=24, help="transformer blocks per model"),
@@ -50,4 +51,4 @@ PARAMS = ParamSpec({
     "encoder": Param(str, "", help="MiniLM folder or hub name ('' = the bundled offline copy)"),
     "random_orders": Param(int, 20, min=1, max=1000, help="random prompt orders per budget point"),
     "cache_dir": Param(str, "", help="where built zoos are kept ('' = $AI4M_CACHE or ~/.cache/ai4m)"),
-}, joint_checks=(_descendants_fit, _response_fits))
+}, joint_checks=(_tasks_spread, _response_fits))

@@ -32,7 +32,7 @@ from . import data as corpora
 from .models import new_model, train_tokenizer
 from .train import train_together
 
-ZOO_FORMAT = 4            # bump when a change to how zoos are built changes what a zoo holds
+ZOO_FORMAT = 5            # bump when a change to how zoos are built changes what a zoo holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,21 +99,27 @@ class ZooSettings:
 
 
 def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
-    """Descendants of every base: tasks rotate over bases so that no task gives its base away,
-    and a base's zoo descendants use other tasks than its test descendants. Steps (log-uniform
-    over a ninefold range around ``finetune_steps``) and learning rates vary, as they do between
-    fine-tunes found on a hub: light and heavy fine-tunes sit in the same zoo."""
+    """Descendants of every base, with task and base independent.
+
+    The labelled zoo gives base b the tasks b, b+1, ... (``zoo_per_base`` of them, cyclically), so
+    that each task sits under several bases and no task names its base. Each held-out fine-tune
+    draws its task at random, independently of its base (distinct tasks within a base): a new
+    (base, task, seed, strength) combination, which may share base and task with a labelled model
+    but not its fine-tuning run. Steps (log-uniform over a ninefold range around
+    ``finetune_steps``) and learning rates vary, as they do between fine-tunes found on a hub:
+    light and heavy fine-tunes sit in the same zoo."""
     rng = random.Random(settings.seed + 101)
     tasks = sorted(corpora.TASKS)
-    per_base = settings.zoo_per_base + settings.test_per_base
     specs = []
     for b, base in enumerate(BASES[:settings.n_bases]):
-        for k in range(per_base):
-            task = tasks[(b + k) % len(tasks)]
-            split = "zoo" if k < settings.zoo_per_base else "test"
-            steps = max(1, round(settings.finetune_steps * math.exp(rng.uniform(-1.1, 1.1))))
-            lr = settings.lr * rng.uniform(0.3, 1.0)
-            specs.append(FineTuneSpec(f"{base.name}/{task}", base.name, task, split, steps, lr))
+        zoo_tasks = [tasks[(b + j) % len(tasks)] for j in range(settings.zoo_per_base)]
+        test_tasks = rng.sample(tasks, settings.test_per_base)
+        for split, chosen in (("zoo", zoo_tasks), ("test", test_tasks)):
+            for task in chosen:
+                steps = max(1, round(settings.finetune_steps * math.exp(rng.uniform(-1.1, 1.1))))
+                lr = settings.lr * rng.uniform(0.3, 1.0)
+                name = f"{base.name}/{task}" + ("/held-out" if split == "test" else "")
+                specs.append(FineTuneSpec(name, base.name, task, split, steps, lr))
     return specs
 
 
