@@ -113,12 +113,13 @@ quiet_transformers()
 # then gets descendants fine-tuned on downstream tasks (reviews, SQL, poems, recipes, headlines,
 # e-mails) with varying steps and learning rates. Some descendants form the attributor's
 # **labelled zoo**, the others are **held out** and only reachable through a query-counting
-# service. Task and base are independent: in the labelled zoo each base gets `zoo_per_base` tasks
-# in turn, so that every task sits under several bases, and each held-out model draws its task at
-# random, whatever its base. A held-out model is a new fine-tuning run (its own steps, learning
-# rate and data order); it may share base and task with a labelled model, as often as chance
-# says. So the labelled zoo cannot teach a task-to-base rule that would be wrong (or right) for
-# every held-out model, and a task says nothing about the parent.
+# service. Task and base are independent. The labelled zoo deals `zoo_per_base` tasks to each
+# base evenly, so that every task sits under several bases, and siblings get different tasks (a
+# shared task must not stand for a shared family). Each held-out model draws its task at random,
+# whatever its base: a new fine-tuning run (its own steps, learning rate and data order) that
+# shares base and task with a labelled model only as often as chance says. So the labelled zoo
+# cannot teach a task-to-base rule that holds for the held-out models: knowing only their task,
+# one would guess their base at chance.
 #
 # Every model is written with `save_pretrained` and read back with `from_pretrained`, so
 # `ai4m_helpers.attribution.api.LMService.open("distilgpt2", ...)` works the same way for a reader
@@ -327,12 +328,9 @@ claims_table(claims)
 # - **Scale of the evidence.** A smoke run has one zoo of 12 held-out models: one model more or
 #   less moves accuracy by 0.08, so the claims' notes matter. The `full` profile averages two
 #   zoos (16 held-out models each).
-# - **What did not hold at larger scale.** An earlier run of the `full` profile on one GPU
-#   (two-block models of width 64, two zoos, MiniLM features) attributed far fewer held-out
-#   models than the smoke profile does, close to chance; its record was not kept, so no number
-#   of it is quoted here. Fine-tuning that is heavy against pre-training is the leading
-#   suspect (the first two exercises probe it); the question is open until a GPU run is
-#   recorded.
+# - **Scale.** Whether these fingerprints survive larger models, and heavier or lighter
+#   fine-tuning against pre-training, is not settled here: no `full` run of this design has a
+#   committed record yet. The first two exercises probe it at small scale.
 #
 # ## Exercises
 # 1. Run with `finetune_steps` 10 and then 90 (`ai4m run 02 -p finetune_steps 10`): how do the

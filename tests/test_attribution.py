@@ -45,15 +45,18 @@ def test_token_nll_matches_a_hand_computation(tiny):
 
 
 def test_char_nll_scores_every_character_whatever_the_tokenizer(tiny):
-    model, tokenizer = tiny
-    texts = ["Ana: hi Ben, how are you?", "ok", "a much longer third text to pad the batch"]
-    for text in texts:         # the newline in front is a token of its own: the text's tokens follow
-        assert tokenizer("\n" + text)["input_ids"][1:] == tokenizer(text)["input_ids"]
+    model, tokenizer = tiny                   # context 32
+    texts = ["Ana: hi Ben, how are you?", "  indented, after spaces", "", "ok " * 40]
     nll, chars = api.char_nll(model, tokenizer, texts)
-    _, scored = api.token_nll(model, tokenizer, texts, prefix="\n")
-    assert chars.tolist() == [len(t) for t in texts]
-    assert scored.tolist() == [len(tokenizer(t)["input_ids"]) for t in texts]   # every token of the text
-    assert np.all(nll > 0)
+    for k, text in enumerate(texts[:2]):      # by hand: every token of the text, after end-of-text
+        ids = torch.tensor([[tokenizer.eos_token_id] + tokenizer(text)["input_ids"]])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
+        expected = -sum(logp[t, ids[0, t + 1]].item() for t in range(ids.shape[1] - 1))
+        assert nll[k] == pytest.approx(expected, rel=1e-5) and chars[k] == len(text)
+    assert nll[2] == 0 and chars[2] == 1                      # an empty response scores nothing
+    kept = tokenizer(texts[3])["input_ids"][:31]              # cut to the context: only what is kept
+    assert chars[3] == len(tokenizer.decode(kept)) < len(texts[3])
 
 
 def test_service_counts_queries_and_returns_text_only(tiny):
@@ -135,16 +138,23 @@ def test_the_zoo_design_leaks_no_task_to_base_map(n_bases):
     for f in test:                            # a held-out model is a new fine-tuning run
         assert all((g.base, g.task, g.steps, g.lr) != (f.base, f.task, f.steps, f.lr) for g in zoo)
     assert len({f.name for f in plan}) == len(plan)
-    # Over many zoos, a held-out model's task is no more often one its base has in the labelled
-    # zoo than chance (zoo_per_base of the six tasks): the task says nothing about the base.
-    shared, total = 0, 0
-    for seed in range(200):
+    counts = [sum(f.task == t for f in zoo) for t in corpora.TASKS]
+    assert max(counts) - min(counts) <= 1                    # tasks dealt evenly
+    bases = {b.name: b.family for b in zoo_mod.BASES[:n_bases]}
+    for a in bases:                                          # siblings share no labelled task
+        for b in bases:
+            if a < b and bases[a] == bases[b]:
+                assert not {f.task for f in zoo if f.base == a} & {f.task for f in zoo if f.base == b}
+    # Over many zoos, an attributor that knows only the labelled zoo's tasks (guessing among the
+    # bases that did a held-out model's task) is right at chance: the task says nothing of the base.
+    hits, total = 0.0, 0
+    for seed in range(300):
         plan = zoo_mod.plan_finetunes(dataclasses.replace(s, seed=seed))
-        labelled = {(f.base, f.task) for f in plan if f.split == "zoo"}
-        held = [(f.base, f.task) for f in plan if f.split == "test"]
-        shared += sum(pair in labelled for pair in held)
-        total += len(held)
-    assert shared / total == pytest.approx(s.zoo_per_base / len(corpora.TASKS), abs=0.03)
+        for f in (f for f in plan if f.split == "test"):
+            doers = {g.base for g in plan if g.split == "zoo" and g.task == f.task}
+            hits += (f.base in doers) / len(doers)
+            total += 1
+    assert hits / total == pytest.approx(1 / n_bases, abs=0.02)
 
 
 def test_vote_is_a_majority_over_prompts_with_probability_ties():

@@ -57,11 +57,9 @@ def generate(model, tokenizer, prompts: Sequence[str], new_tokens: int, seed: in
 
 
 @torch.no_grad()
-def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256,
-              prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Per text: the summed negative log-likelihood (nats) of its tokens after the first, and how
-    many tokens that sum covers. Texts longer than the context are cut to it. A ``prefix`` is
-    put before every text and not scored itself (see :func:`char_nll`)."""
+    many tokens that sum covers. Texts longer than the context are cut to it."""
     device = next(model.parameters()).device
     limit = getattr(model.config, "n_positions", None)
     sums, counts = [], []
@@ -69,7 +67,7 @@ def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256,
     tokenizer.padding_side = "right"
     try:
         for i in range(0, len(texts), batch):
-            enc = tokenizer([prefix + t for t in texts[i:i + batch]], return_tensors="pt", padding=True,
+            enc = tokenizer(list(texts[i:i + batch]), return_tensors="pt", padding=True,
                             truncation=limit is not None, max_length=limit)
             ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
@@ -82,13 +80,38 @@ def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256,
     return torch.cat(sums).numpy().astype(float), torch.cat(counts).numpy().astype(float)
 
 
-def char_nll(model, tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per text: the summed NLL of *all* its characters and how many there are, comparable across
-    tokenizers. A newline goes first: every byte-level BPE tokenizer here makes it a token of its
-    own, so the scored tokens cover exactly the text (a per-token average would favour tokenizers
-    that cut text into longer, fewer tokens)."""
-    nll, _ = token_nll(model, tokenizer, texts, prefix="\n")
-    return nll, np.maximum([len(t) for t in texts], 1).astype(float)
+@torch.no_grad()
+def char_nll(model, tokenizer, texts: Sequence[str], batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: the summed NLL of its characters and how many characters that sum covers, so
+    that NLL per character compares models with different tokenizers (a per-token average
+    penalises a tokenizer that cuts text into fewer, longer tokens).
+
+    Every token of the text is scored: the text is tokenised alone and the end-of-text id is put
+    in front at the id level (a special token merges with nothing). A text longer than the context
+    is cut, and only the characters its kept tokens spell are counted."""
+    device = next(model.parameters()).device
+    limit = getattr(model.config, "n_positions", None)
+    start = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
+    seqs, chars = [], []
+    for text in texts:
+        ids = [start] + tokenizer(text)["input_ids"]
+        if limit is not None and len(ids) > limit:
+            ids = ids[:limit]
+            chars.append(len(tokenizer.decode(ids[1:])))
+        else:
+            chars.append(len(text))
+        seqs.append(ids)
+    sums = []
+    for i in range(0, len(seqs), batch):
+        chunk = seqs[i:i + batch]
+        width = max(len(q) for q in chunk)
+        ids = torch.tensor([q + [start] * (width - len(q)) for q in chunk], device=device)
+        mask = torch.tensor([[1] * len(q) + [0] * (width - len(q)) for q in chunk], device=device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+        sums.append((-(logp * mask[:, 1:].float())).sum(1).cpu())
+    nll = torch.cat(sums).numpy().astype(float) if sums else np.zeros(0)
+    return nll, np.maximum(chars, 1).astype(float)
 
 
 def perplexity(model, tokenizer, texts: Sequence[str]) -> float:

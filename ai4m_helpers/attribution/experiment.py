@@ -277,9 +277,11 @@ def mid_budget(budget_list: list[int]) -> int:
 
 
 def prompt_claims(random_hits: np.ndarray, ranked_hits: np.ndarray, budget_list: list[int]) -> list[C.Claim]:
-    """From per-model hits by budget: all prompts against the mid budget of random prompts (one
-    prompt against many would be decided by the majority vote alone: a single prompt's vote is
-    mostly noise), and ranked against random prompts averaged over the budgets below the maximum."""
+    """From per-model hits by budget: all prompts against the mid budget of random prompts, and
+    ranked against random prompts averaged over the budgets below the maximum. (One prompt
+    against all of them would compare a single noisy vote with a settled majority and say little
+    about whether *more* prompts keep helping; a vote of miscalibrated classifiers can also settle
+    on a wrong base, so the effect may come out negative.)"""
     mid = mid_budget(budget_list)
     more = C.decide(f"more prompts raise attribution accuracy (all {budget_list[-1]} against {budget_list[mid]})",
                     C.paired(random_hits[:, mid], random_hits[:, -1], UNIT), direction="greater", margin=0.0,

@@ -32,7 +32,7 @@ from . import data as corpora
 from .models import new_model, train_tokenizer
 from .train import train_together
 
-ZOO_FORMAT = 5            # bump when a change to how zoos are built changes what a zoo holds
+ZOO_FORMAT = 6            # bump when a change to how zoos are built changes what a zoo holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,11 +98,30 @@ class ZooSettings:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def labelled_tasks(bases, per_base: int, tasks: list[str], rng: random.Random) -> dict[str, list[str]]:
+    """The labelled zoo's tasks of each base: every task used as evenly as possible, and siblings
+    (bases of one family) given different tasks where the tasks suffice, so that a shared task
+    cannot stand for a shared family. Bases are served largest family first, in random order
+    otherwise, each taking the least used tasks its family has not taken (ties at random)."""
+    usage = {t: 0 for t in tasks}
+    out: dict[str, list[str]] = {}
+    size = {b.family: sum(o.family == b.family for o in bases) for b in bases}
+    order = sorted(rng.sample(list(bases), len(bases)), key=lambda b: -size[b.family])  # big families first
+    for base in order:
+        family = {t for other in bases if other.family == base.family and other.name in out
+                  for t in out[other.name]}
+        chosen = sorted(tasks, key=lambda t: (t in family, usage[t], rng.random()))[:per_base]
+        for t in chosen:
+            usage[t] += 1
+        out[base.name] = sorted(chosen)
+    return out
+
+
 def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
     """Descendants of every base, with task and base independent.
 
-    The labelled zoo gives base b the tasks b, b+1, ... (``zoo_per_base`` of them, cyclically), so
-    that each task sits under several bases and no task names its base. Each held-out fine-tune
+    The labelled zoo deals tasks to bases evenly (see ``labelled_tasks``), so that each task sits
+    under several bases and no task names its base or its family. Each held-out fine-tune
     draws its task at random, independently of its base (distinct tasks within a base): a new
     (base, task, seed, strength) combination, which may share base and task with a labelled model
     but not its fine-tuning run. Steps (log-uniform over a ninefold range around
@@ -110,9 +129,11 @@ def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
     light and heavy fine-tunes sit in the same zoo."""
     rng = random.Random(settings.seed + 101)
     tasks = sorted(corpora.TASKS)
+    bases = BASES[:settings.n_bases]
+    labelled = labelled_tasks(bases, settings.zoo_per_base, tasks, rng)
     specs = []
-    for b, base in enumerate(BASES[:settings.n_bases]):
-        zoo_tasks = [tasks[(b + j) % len(tasks)] for j in range(settings.zoo_per_base)]
+    for base in bases:
+        zoo_tasks = labelled[base.name]
         test_tasks = rng.sample(tasks, settings.test_per_base)
         for split, chosen in (("zoo", zoo_tasks), ("test", test_tasks)):
             for task in chosen:
