@@ -68,12 +68,16 @@ def top_images(acts: np.ndarray, direction: np.ndarray, n: int, ranking: str = "
 
 def ward_cut(vectors: np.ndarray, threshold: float, relative: bool) -> tuple[int, float]:
     """Number of clusters below the cut, and the cut distance."""
-    if len(vectors) < 2:
-        return len(vectors), 0.0
-    tree = linkage(vectors, method="ward", metric="euclidean")
+    tree = linkage(vectors, method="ward", metric="euclidean") if len(vectors) > 1 else None
+    return _cut_tree(tree, len(vectors), threshold, relative)
+
+
+def _cut_tree(tree, n: int, threshold: float, relative: bool) -> tuple[int, float]:
+    """Clusters below the cut of a Ward tree over n points (None when n < 2), and the cut."""
+    if tree is None:
+        return n, 0.0
     cut = threshold * tree[:, 2].max() if relative else threshold
-    labels = fcluster(tree, t=cut, criterion="distance")
-    return int(labels.max()), float(cut)
+    return int(fcluster(tree, t=cut, criterion="distance").max()), float(cut)
 
 
 def split_direction(acts: np.ndarray, direction: np.ndarray, cfg: SplitConfig) -> Split:
@@ -90,11 +94,7 @@ def split_at_cuts(acts: np.ndarray, direction: np.ndarray, cfgs: list[SplitConfi
     fits: dict[int, KMeans] = {}
     out = []
     for cfg in cfgs:
-        if tree is None:
-            k, cut = len(x), 0.0
-        else:
-            cut = cfg.threshold * tree[:, 2].max() if cfg.relative else cfg.threshold
-            k = int(fcluster(tree, t=cut, criterion="distance").max())
+        k, cut = _cut_tree(tree, len(x), cfg.threshold, cfg.relative)
         if k not in fits:
             fits[k] = KMeans(n_clusters=k, n_init=5, max_iter=1000, random_state=cfg.seed).fit(x)
         out.append(_concepts(x, top, fits[k], k, cut, cfg.min_cluster, direction))
