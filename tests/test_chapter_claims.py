@@ -182,43 +182,62 @@ def test_chapter_07_claims_are_decided_per_task():
 
 
 # -- chapter 8 ----------------------------------------------------------------------------------
-def _audits(seeds=2, n=200, vulnerable_group=1, balanced_helps=True):
+def _audits(seeds=2, n=200, vulnerable_group=1, balanced_helps=True, defence_helps=False,
+            datasets=("blend",)):
+    from ai4m_helpers.data.faces import Faces
     from ai4m_helpers.fairness import experiment as ex
 
     rng = np.random.default_rng(0)
     y = np.tile([0, 1], n // 2)
-    g = np.repeat([0, 1], n // 2)
+    skin = np.repeat([0, 1], n // 2)
     attacked = np.arange(0, n, 2)
+    g = skin[attacked]
+    tests = {d: Faces(np.zeros((n, 3, 2, 2), np.float32), y, {"skin": skin}) for d in datasets}
     audits = []
-    for condition in ex.CONDITIONS:
-        for s in range(seeds):
-            y_pred = np.where(rng.random(n) < 0.95, y, 1 - y)
-            # balancing that helps puts both groups at the same distance
-            far = 1.0 if condition == "imbalanced" or not balanced_helps else 0.3
-            d = np.where(g[attacked] == vulnerable_group, 0.3, far) + rng.uniform(0, 0.05, len(attacked))
-            distances = {name: (d * (1.1 if "Hop" in name else 1.0), g[attacked])
-                         for name in (*ex.WHITE, ex.BLACK)}
-            audits.append(ex.Audit(condition, s, {}, y_pred, distances, 0))
-    return audits, (None, y, g, None)
+    for d in datasets:
+        for condition in ex.CONDITIONS:
+            for s in range(seeds):
+                y_pred = np.where(rng.random(n) < 0.95, y, 1 - y)
+                # a mitigation that helps puts both groups at the same distance
+                helps = (condition == "balanced" and balanced_helps) or \
+                    (condition == "adversarially trained" and defence_helps)
+                far = 0.3 if helps else 1.0
+                dist = np.where(g == vulnerable_group, 0.3, far) + rng.uniform(0, 0.05, len(attacked))
+                distances = {name: (dist * (1.1 if "Hop" in name else 1.0), attacked)
+                             for name in (*ex.WHITE, ex.BLACK)}
+                audits.append(ex.Audit(d, condition, s, {}, y_pred, distances))
+    return audits, tests
 
 
 def test_chapter_08_claims_on_a_known_case():
     from ai4m_helpers.fairness import experiment as ex
 
     p = {"bootstrap": 200, "seed": 0}
-    audits, test = _audits(seeds=3)
-    acceptable, agree, balancing = ex.decide_claims(audits, test, p)
-    rb = acceptable.parts["robustness bias (DeepFool) is large: max RB above its chance level"]
+    audits, tests = _audits(seeds=3, datasets=("blend", "upsample"))
+    acceptable, agree, balancing, defence = ex.decide_claims(audits, tests, p)
+    assert set(acceptable.parts) == {"blend", "upsample"}                  # decided per dataset
+    rb = acceptable.parts["blend"].parts["robustness bias (DeepFool) is large: max RB above its chance level"]
     assert rb.verdict == HELD and 0 < rb.evidence["chance level"] < 0.5
-    assert agree.parts["imbalanced: DeepFool and HopSkipJump"].verdict == HELD
-    assert balancing.parts["robustness bias (DeepFool)"].verdict == HELD
+    assert agree.parts["blend"].parts["imbalanced: DeepFool and HopSkipJump"].verdict == HELD
+    assert balancing.parts["upsample"].parts["robustness bias (DeepFool)"].verdict == HELD
+    assert defence.verdict == HELD                                          # the defence left the gap alone
+    helped, one_test = _audits(seeds=3, defence_helps=True)
+    assert ex.defence_claim(helped, one_test, p).verdict == NOT_HELD
     flipped, _ = _audits(vulnerable_group=0, balanced_helps=False)
     # every attack finds group 0 closer: the attacks still agree, the sign claims do not hold
-    agree = ex.agreement_claim(flipped, p)
+    agree = ex.agreement_claim(flipped, one_test, p).parts["blend"]
     assert agree.verdict == HELD
     assert all(part.verdict == NOT_HELD for pair in agree.parts.values() for part in pair.parts.values())
     one_seed, _ = _audits(seeds=1)
-    assert ex.balancing_claim(one_seed, test, ex.taus_for(one_seed), p).verdict == INCONCLUSIVE
+    assert ex.balancing_claim(one_seed, one_test, p).verdict == INCONCLUSIVE
     same, _ = _audits(seeds=3, balanced_helps=False)
-    assert ex.balancing_claim(same, test, ex.taus_for(same), p).parts["robustness bias (DeepFool)"].verdict \
-        != HELD
+    assert ex.balancing_claim(same, one_test, p).parts["blend"].parts["robustness bias (DeepFool)"].verdict != HELD
+
+
+def test_chapter_08_defence_claim_needs_a_bias_to_keep():
+    from ai4m_helpers.fairness import experiment as ex
+
+    p = {"bootstrap": 200, "seed": 0}
+    fair, tests = _audits(seeds=3, vulnerable_group=2)                     # nobody is closer: no bias
+    claim = ex.defence_claim(fair, tests, p).parts["blend"]
+    assert claim.verdict == INCONCLUSIVE and "no large robustness bias" in claim.note

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from ai4m_helpers.data.faces import load_image_folder, make_faces
+from ai4m_helpers.data.faces import (ARTEFACTS, ATTRIBUTES, artefact_visibility, load_image_folder, make_faces,
+                                     manipulated_twin)
 from ai4m_helpers.fairness import PARAMS
 from ai4m_helpers.fairness.models import LabelOnlyService, white_box
 from ai4m_helpers.fairness.metrics import (METRICS, aif360_metrics, confusion_by_group, fairness_table,
@@ -16,18 +17,50 @@ from ai4m_helpers.params import ParameterError
 
 
 def test_generator_knobs_do_what_they_say():
-    x, y, g, f = make_faces(4000, 16, group_share=0.2, fake_share=0.3, artefact_strength=(0.5, 0.0), seed=1)
-    assert x.shape == (4000, 3, 16, 16) and 0 <= x.min() and x.max() <= 1
-    assert g.mean() == pytest.approx(0.2, abs=0.02) and y.mean() == pytest.approx(0.3, abs=0.02)
-    assert np.all(f["artefact_amplitude"][(g == 1)] == 0)          # no seam on group 1 at strength 0
-    assert np.all(f["artefact_amplitude"][(g == 0) & (y == 1)] > 0)
-    assert np.all(f["artefact_amplitude"][y == 0] == 0)            # genuine faces carry no seam
-    # darker skin: lower luminance, so the same strength leaves a fainter seam
-    _, y2, g2, f2 = make_faces(2000, 16, artefact_strength=(0.5, 0.5), seed=2)
-    amp = f2["artefact_amplitude"]
-    assert amp[(g2 == 1) & (y2 == 1)].mean() < 0.6 * amp[(g2 == 0) & (y2 == 1)].mean()
-    with pytest.raises(ValueError):
-        make_faces(10, group_share=1.0)
+    f = make_faces(4000, 16, "blend", fake_share=0.3, shares={"skin": 0.2, "glasses": 0.7}, seed=1)
+    assert f.x.shape == (4000, 3, 16, 16) and 0 <= f.x.min() and f.x.max() <= 1
+    assert set(f.attributes) == set(ATTRIBUTES)
+    assert f.attributes["skin"].mean() == pytest.approx(0.2, abs=0.02)
+    assert f.attributes["glasses"].mean() == pytest.approx(0.7, abs=0.02)
+    assert f.attributes["age"].mean() == pytest.approx(0.5, abs=0.03) and f.y.mean() == pytest.approx(0.3, abs=0.02)
+    assert np.all(f.factors["artefact_amplitude"][f.y == 0] == 0)       # genuine faces carry no trace
+    # the attributes are drawn independently of each other
+    assert abs(np.corrcoef(f.attributes["skin"], f.attributes["sex"])[0, 1]) < 0.05
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        make_faces(10, shares={"skin": 1.0})
+    with pytest.raises(ValueError, match="unknown attribute"):
+        make_faces(10, shares={"height": 0.5})
+    with pytest.raises(ValueError, match="unknown artefact"):
+        make_faces(10, artefact="gan")
+
+
+@pytest.mark.parametrize("artefact", ARTEFACTS)
+def test_the_default_generator_plants_no_bias_the_trace_is_equally_visible_in_every_group(artefact):
+    """The property the chapter's claims rest on: by default the manipulation is as visible in
+    every group of every attribute (RMS difference from the genuine twin): equal within sampling
+    error (|z| < 4) and within 3 %."""
+    f = make_faces(6000, 24, artefact, seed=0)
+    v = f.factors["visibility"]
+    means = artefact_visibility(f)
+    for a, g in f.attributes.items():
+        se = np.sqrt(v[g == 1].var() / (g == 1).sum() + v[g == 0].var() / (g == 0).sum())
+        assert abs(means[(a, 1)] - means[(a, 0)]) < 4 * se, a
+        assert means[(a, 1)] == pytest.approx(means[(a, 0)], rel=0.03), a
+
+
+def test_the_luminance_knob_plants_a_fainter_trace_on_dark_skin():
+    vis = artefact_visibility(make_faces(3000, 24, "blend", luminance_scaling=1.0, seed=0))
+    assert vis[("skin", 1)] < 0.6 * vis[("skin", 0)]
+    with pytest.raises(ValueError, match="luminance_scaling"):
+        make_faces(10, luminance_scaling=2.0)
+
+
+def test_a_manipulated_twin_differs_from_its_genuine_face_by_the_trace_alone():
+    for artefact in ARTEFACTS:
+        genuine, fake = manipulated_twin(24, artefact, seed=4)
+        changed = np.abs(fake - genuine) > 1e-6
+        assert 0.05 < changed.mean() < 0.6                       # a ring or the face interior, not the image
+        assert np.abs(fake - genuine).max() <= 0.16 + 1e-6
 
 
 def test_bad_parameters_are_refused():
@@ -114,18 +147,20 @@ def test_label_only_service_counts_queries_and_starting_points_cross_the_boundar
 def test_image_folder_loader_reads_what_the_test_wrote(tmp_path):
     from PIL import Image
 
-    x, y, g, _ = make_faces(4, 16, seed=3)
+    f = make_faces(4, 16, seed=3)
     with open(tmp_path / "labels.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["filename", "fake", "group", "source"])
+        writer.writerow(["filename", "fake", "skin", "age"])
         for i in range(4):
-            Image.fromarray((x[i].transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(tmp_path / f"{i}.png")
-            writer.writerow([f"{i}.png", y[i], g[i], "camera"])
-    xl, yl, gl, extra = load_image_folder(tmp_path)
-    assert xl.shape == x.shape and np.abs(xl - x).max() <= 1 / 255 + 1e-6
-    assert yl.tolist() == y.tolist() and gl.tolist() == g.tolist() and extra["source"].tolist() == ["camera"] * 4
-    (tmp_path / "bad.csv").write_text("filename,fake\n0.png,1\n")
-    with pytest.raises(ValueError, match="group"):
+            Image.fromarray((f.x[i].transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(tmp_path / f"{i}.png")
+            writer.writerow([f"{i}.png", f.y[i], f.attributes["skin"][i], f.attributes["age"][i]])
+    loaded = load_image_folder(tmp_path)
+    assert loaded.x.shape == f.x.shape and np.abs(loaded.x - f.x).max() <= 1 / 255 + 1e-6
+    assert loaded.y.tolist() == f.y.tolist()
+    assert {k: v.tolist() for k, v in loaded.attributes.items()} == \
+        {k: f.attributes[k].tolist() for k in ("skin", "age")}
+    (tmp_path / "bad.csv").write_text("filename,skin\n0.png,1\n")
+    with pytest.raises(ValueError, match="fake"):
         load_image_folder(tmp_path, "bad.csv")
 
 
@@ -143,3 +178,45 @@ def test_pgd_minimum_budget_matches_the_exact_distance_of_a_linear_model():
     assert np.allclose(d, exact, atol=2.0 / 2 ** 12 + 1e-3)
     far = pgd_min_distance(classifier, x, labels, eps_max=1e-4, bisections=2)
     assert np.all(np.isinf(far[exact > 1e-3]))                 # out of reach: +inf
+
+
+def test_linf_minimum_budget_matches_the_exact_distance_of_a_linear_model():
+    from ai4m_helpers.fairness.robustness_bias import pgd_min_distance
+
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=3 * 4 * 4)
+    model = Linear(w, 0.0)
+    x = rng.uniform(0.4, 0.6, (10, 3, 4, 4)).astype(np.float32)
+    labels = model(torch.tensor(x)).argmax(1).numpy()
+    exact = np.abs(x.reshape(10, -1) @ w) / np.abs(w).sum()     # L-infinity distance to a hyperplane
+    d = pgd_min_distance(white_box(model, 4), x, labels, eps_max=0.5, bisections=12, batch_size=4, norm=np.inf)
+    assert np.allclose(d, exact, atol=0.5 / 2 ** 12 + 1e-3)
+
+
+def test_chance_level_of_the_largest_gap_equals_a_loop_over_relabellings():
+    from ai4m_helpers.fairness.robustness_bias import max_gap_under_relabelling
+
+    rng = np.random.default_rng(0)
+    d = np.abs(rng.normal(size=40))
+    d[3] = np.inf
+    g = np.repeat([0, 1], 20)
+    taus = np.linspace(0, 3, 50)
+    labels = np.stack([rng.permutation(g) for _ in range(30)])
+    looped = [robustness_bias(d, row, taus)["max_rb"] for row in labels]
+    assert np.allclose(max_gap_under_relabelling(d, g, taus, labels.astype(float)), looped)
+
+
+def test_the_defended_detector_is_a_fine_tuned_copy_trained_through_art():
+    from ai4m_helpers.fairness.models import predict
+    from ai4m_helpers.fairness.train import adversarially_fine_tune, train_detector
+
+    f = make_faces(300, 16, seed=0)
+    base = train_detector(f.x, f.y, 1, seed=0, width=4)
+    before = [p.detach().clone() for p in base.parameters()]
+    defended = adversarially_fine_tune(base, f.x, f.y, epochs=1, seed=0, eps=0.01)
+    assert defended is not base
+    assert all(torch.equal(a, b) for a, b in zip(before, base.parameters()))       # the original is untouched
+    assert any(not torch.equal(a, b) for a, b in zip(base.parameters(), defended.parameters()))
+    again = adversarially_fine_tune(base, f.x, f.y, epochs=1, seed=0, eps=0.01)
+    assert (predict(again, f.x) == predict(defended, f.x)).all()                    # seeded: reproducible
+    assert not defended.training

@@ -1,72 +1,208 @@
-"""Procedural "faces" with a protected attribute, genuine or manipulated.
+"""Procedural "faces" with five attributes, genuine or manipulated by one of two generator families.
 
-Each image is a background, an elliptical face whose skin tone is the protected attribute
-(group 0: light, group 1: dark), eyes and a mouth, and a second attribute, the face shape (round or
-long). A manipulated ("fake") image carries a blending seam: a checkerboard ring along the face
-boundary whose contrast is ``artefact_strength[group]`` times the skin's luminance, so that the
-same manipulation is fainter on darker skin, as blending artefacts are on real footage.
+Each face is drawn from independent attributes, each a binary value with its own share:
 
-Nothing here is a real face; it is a controlled stand-in for FaceForensics++ / DFDC, whose images
+* protected: ``skin`` (0 light, 1 dark), ``age`` (0 younger, 1 older: forehead lines, greying
+  hair), ``sex`` (0 male-presenting: short hair, 1 female-presenting: long hair framing the face);
+* not protected: ``glasses`` (0 none, 1 a dark frame round the eyes), ``background`` (0 plain,
+  1 cluttered with coloured blocks).
+
+Nuisances vary every image independently of the attributes, so that a detector errs: pose (centre,
+size, face shape), lighting (overall level and a side gradient), camera blur and sensor noise.
+
+A manipulated ("fake") face carries the trace of its generator family, added to the lit face and
+then blurred and noised with it:
+
+* ``"blend"``: the boundary of a face swap, a checkerboard seam on a ring along the face outline;
+* ``"upsample"``: the periodic grid a transposed-convolution generator leaves, inside the face.
+
+By default the trace has the same amplitude on every face, so that nothing the audit measures is
+planted: :func:`artefact_visibility` lets a test check that it is equally visible in every group.
+The knob ``luminance_scaling`` (0 by default) makes the amplitude follow the skin's luminance, as
+blending traces do on darker skin in some real footage; an exercise turns it on.
+
+Nothing here is a real face; it is a controlled stand-in for FaceForensics++ or DFDC, whose images
 and demographic annotations cannot be loaded offline. For real data, see :func:`load_image_folder`.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import pathlib
 
 import numpy as np
 
-SKIN = {0: (0.88, 0.72, 0.62), 1: (0.42, 0.28, 0.2)}   # group 0 light, group 1 dark
+ATTRIBUTES = {"skin": ("light", "dark"), "age": ("younger", "older"),
+              "sex": ("male-presenting", "female-presenting"),
+              "glasses": ("none", "glasses"), "background": ("plain", "cluttered")}
+PROTECTED = ("skin", "age", "sex")
+ARTEFACTS = ("blend", "upsample")
+SKIN = np.array([(0.74, 0.59, 0.50), (0.45, 0.31, 0.24)])       # light, dark (before lighting)
+HAIR = np.array([(0.12, 0.09, 0.07), (0.35, 0.22, 0.12), (0.78, 0.66, 0.40), (0.55, 0.25, 0.12)])
+GREY = np.array([0.62, 0.62, 0.62])
+LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def make_faces(n: int, size: int = 32, group_share: float = 0.5, fake_share: float = 0.5,
-               artefact_strength=(0.5, 0.5), seed: int = 0):
-    """Images (n, 3, size, size) in [0, 1], labels (1 = fake), groups (1 = dark skin), factors."""
-    if not 0 < group_share < 1 or not 0 < fake_share < 1:
-        raise ValueError("group_share and fake_share must lie strictly between 0 and 1")
-    rng = np.random.default_rng(seed)
-    group = (rng.random(n) < group_share).astype(np.int64)
-    fake = (rng.random(n) < fake_share).astype(np.int64)
-    shape = rng.integers(0, 2, n)                       # 0 round, 1 long
-    yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
-    cx = 0.5 + rng.uniform(-0.06, 0.06, n)
-    cy = 0.52 + rng.uniform(-0.06, 0.06, n)
-    rx = np.where(shape == 0, 0.30, 0.24) * rng.uniform(0.9, 1.1, n)
-    ry = np.where(shape == 0, 0.32, 0.40) * rng.uniform(0.9, 1.1, n)
-    r = np.sqrt(((xx[None] - cx[:, None, None]) / rx[:, None, None]) ** 2 +
-                ((yy[None] - cy[:, None, None]) / ry[:, None, None]) ** 2)
-    face = r <= 1.0
-    skin = np.array([SKIN[g] for g in group]) * rng.uniform(0.92, 1.08, (n, 1))
-    background = rng.uniform(0.1, 0.9, (n, 3))
-    img = np.where(face[:, None], skin[:, :, None, None], background[:, :, None, None])
-    # eyes and mouth, darker than the skin
+@dataclasses.dataclass
+class Faces:
+    """Images (n, 3, size, size) in [0, 1], labels (1 = fake), attributes (name -> 0/1 array) and
+    per-image factors (nuisances and the trace's amplitude and visibility)."""
+    x: np.ndarray
+    y: np.ndarray
+    attributes: dict
+    factors: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx: np.ndarray) -> "Faces":
+        return Faces(self.x[idx], self.y[idx], {k: v[idx] for k, v in self.attributes.items()},
+                     {k: v[idx] for k, v in self.factors.items()})
+
+
+def _check_share(name: str, value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"the share of {name} must lie strictly between 0 and 1, not {value}")
+    return value
+
+
+def sample_attributes(n: int, shares: dict | None, rng: np.random.Generator) -> dict:
+    """Independent binary attributes; ``shares`` gives P(attribute = 1), 0.5 where not given."""
+    shares = dict(shares or {})
+    unknown = set(shares) - set(ATTRIBUTES)
+    if unknown:
+        raise ValueError(f"unknown attribute(s) {sorted(unknown)}; known: {list(ATTRIBUTES)}")
+    return {a: (rng.random(n) < _check_share(a, shares.get(a, 0.5))).astype(np.int64) for a in ATTRIBUTES}
+
+
+def _ellipse_radius(xx, yy, cx, cy, rx, ry):
+    return np.sqrt(((xx[None] - cx[:, None, None]) / rx[:, None, None]) ** 2 +
+                   ((yy[None] - cy[:, None, None]) / ry[:, None, None]) ** 2)
+
+
+def _paint(img, mask, colour):
+    """Paint ``colour`` (n, 3) where ``mask`` (n, H, W) is true."""
+    return np.where(mask[:, None], colour[:, :, None, None], img)
+
+
+def _background(n, size, clutter, rng):
+    img = np.broadcast_to(rng.uniform(0.2, 0.8, (n, 3))[:, :, None, None], (n, 3, size, size)).copy()
+    for _ in range(5):                                # coloured blocks on cluttered backgrounds
+        x0, y0 = rng.integers(0, size, (2, n))
+        w, h = rng.integers(size // 8 + 1, size // 3 + 1, (2, n))
+        grid = np.arange(size)
+        block = ((grid[None, None, :] >= x0[:, None, None]) & (grid[None, None, :] < (x0 + w)[:, None, None]) &
+                 (grid[None, :, None] >= y0[:, None, None]) & (grid[None, :, None] < (y0 + h)[:, None, None]))
+        img = _paint(img, block & (clutter == 1)[:, None, None], rng.uniform(0.2, 0.8, (n, 3)))
+    return img
+
+
+def _render(attrs: dict, size: int, rng: np.random.Generator):
+    """The genuine face, lit; returns the image and the face's elliptical radius map."""
+    n = len(attrs["skin"])
+    yy, xx = (np.mgrid[0:size, 0:size].astype(np.float64) + 0.5) / size
+    cx, cy = 0.5 + rng.uniform(-0.05, 0.05, n), 0.54 + rng.uniform(-0.05, 0.05, n)
+    long_face = rng.integers(0, 2, n)
+    rx = np.where(long_face, 0.24, 0.28) * rng.uniform(0.92, 1.08, n)
+    ry = np.where(long_face, 0.36, 0.31) * rng.uniform(0.92, 1.08, n)
+    r = _ellipse_radius(xx, yy, cx, cy, rx, ry)
+    img = _background(n, size, attrs["background"], rng)
+    hair = HAIR[rng.integers(0, len(HAIR), n)]
+    hair = np.where(attrs["age"][:, None] == 1, 0.3 * hair + 0.7 * GREY, hair)
+    up = yy[None] < (cy - 0.15 * ry)[:, None, None]
+    short = (r <= 1.18) & up                                            # a cap above the face
+    long_ = (r <= 1.30) & (yy[None] < (cy + 0.75 * ry)[:, None, None])  # framing the face's sides
+    img = _paint(img, np.where(attrs["sex"][:, None, None] == 1, long_, short), hair)
+    skin = SKIN[attrs["skin"]] * rng.uniform(0.95, 1.05, (n, 1))
+    img = _paint(img, r <= 1.0, skin)
+    forehead = (r <= 0.9) & (np.abs(((yy[None] - cy[:, None, None]) / ry[:, None, None]) + 0.62) < 0.05)
+    img = np.where(((attrs["age"] == 1)[:, None, None] & forehead)[:, None], 0.82 * img, img)
     for dx in (-0.4, 0.4):
-        eye = ((xx[None] - (cx + dx * rx)[:, None, None]) ** 2 +
-               (yy[None] - (cy - 0.25 * ry)[:, None, None]) ** 2) <= (0.12 * rx[:, None, None]) ** 2
-        img = np.where(eye[:, None], 0.3 * img, img)
+        ex, ey = cx + dx * rx, cy - 0.22 * ry
+        d = np.sqrt((xx[None] - ex[:, None, None]) ** 2 + (yy[None] - ey[:, None, None]) ** 2) / rx[:, None, None]
+        img = np.where((d <= 0.13)[:, None], 0.25 * img, img)
+        frame = (d > 0.2) & (d <= 0.3) & (attrs["glasses"] == 1)[:, None, None]
+        img = _paint(img, frame, np.full((n, 3), 0.08))
     mouth = (np.abs(yy[None] - (cy + 0.45 * ry)[:, None, None]) <= 0.03) & \
         (np.abs(xx[None] - cx[:, None, None]) <= (0.35 * rx)[:, None, None])
     img = np.where(mouth[:, None], 0.5 * img, img)
-    # the manipulation: a checkerboard seam on the face boundary, scaled by skin luminance
-    seam = (r > 0.82) & (r <= 1.02)
-    checker = np.where(((np.floor(xx * size) + np.floor(yy * size)) % 2) == 0, 1.0, -1.0)
-    luminance = skin @ np.array([0.299, 0.587, 0.114])
-    strength = np.asarray(artefact_strength, dtype=np.float64)[group] * luminance
-    amplitude = (fake * strength)[:, None, None] * seam * checker[None]
-    img = img + amplitude[:, None]
-    img = img + rng.normal(0, 0.03, img.shape)
-    factors = {"shape": shape, "luminance": luminance, "artefact_amplitude": fake * strength}
-    return np.clip(img, 0, 1).astype(np.float32), fake, group, factors
+    level = rng.uniform(0.9, 1.05, n)[:, None, None]
+    side = rng.uniform(-0.1, 0.1, n)[:, None, None] * (xx[None] - 0.5)
+    light = (level + side)[:, None]
+    return img * light, r, skin @ LUMA * light[:, 0, 0, 0]
+
+
+def _trace(kind: str, r: np.ndarray, size: int) -> np.ndarray:
+    """The unit pattern (n, H, W) a generator family leaves, before its amplitude."""
+    ii, jj = np.mgrid[0:size, 0:size]
+    if kind == "blend":
+        checker = np.where((ii + jj) % 2 == 0, 1.0, -1.0)
+        return ((r > 0.8) & (r <= 1.0)) * checker[None]
+    if kind == "upsample":
+        grid = np.where((ii % 2 == 0) & (jj % 2 == 0), 1.0, -1.0 / 3.0)   # zero-mean stride-2 grid
+        return (r <= 0.85) * grid[None]
+    raise ValueError(f"unknown artefact {kind!r}; known: {list(ARTEFACTS)}")
+
+
+def _blur(img: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A separable 3-tap blur [w, 1 - 2w, w] per image (camera or compression softness)."""
+    w = weight[:, None, None, None]
+    for axis in (2, 3):
+        before, after = np.roll(img, 1, axis), np.roll(img, -1, axis)
+        img = w * before + (1 - 2 * w) * img + w * after
+    return img
+
+
+def make_faces(n: int, size: int = 32, artefact: str = "blend", strength: float = 0.16,
+               fake_share: float = 0.5, shares: dict | None = None, luminance_scaling: float = 0.0,
+               seed: int = 0) -> Faces:
+    """``n`` faces; ``shares`` sets P(attribute = 1) per attribute (0.5 otherwise).
+
+    The trace's amplitude is ``strength`` on every face when ``luminance_scaling`` is 0; at 1 it is
+    ``strength`` times the face's luminance relative to the average light-skinned face, so fainter
+    on darker skin (the knob that plants a robustness bias; off by default)."""
+    _check_share("fakes", fake_share)
+    if not 0 <= luminance_scaling <= 1:
+        raise ValueError("luminance_scaling must lie in [0, 1]")
+    rng = np.random.default_rng(seed)
+    attrs = sample_attributes(n, shares, rng)
+    fake = (rng.random(n) < fake_share).astype(np.int64)
+    clean, r, luminance = _render(attrs, size, rng)
+    relative = luminance / float(SKIN[0] @ LUMA)
+    amplitude = strength * (1 - luminance_scaling + luminance_scaling * relative)
+    forged = clean + amplitude[:, None, None, None] * _trace(artefact, r, size)[:, None]
+    blur = rng.uniform(0.0, 0.2, n)
+    clean, forged = np.clip(_blur(clean, blur), 0, 1), np.clip(_blur(forged, blur), 0, 1)
+    visibility = np.sqrt(((forged - clean) ** 2).mean((1, 2, 3)))
+    noise = rng.normal(0, 1, clean.shape) * rng.uniform(0.01, 0.05, (n, 1, 1, 1))
+    x = np.where(fake[:, None, None, None] == 1, forged, clean) + noise
+    factors = {"luminance": luminance, "blur": blur, "artefact_amplitude": fake * amplitude,
+               "visibility": visibility}
+    return Faces(np.clip(x, 0, 1).astype(np.float32), fake, attrs, factors)
+
+
+def manipulated_twin(size: int = 32, artefact: str = "blend", seed: int = 0, **knobs) -> tuple:
+    """One face, genuine and manipulated (the same draw of everything else, noise included)."""
+    # the label is drawn before the face, so the share alone decides it and the rest is shared
+    genuine = make_faces(1, size, artefact, fake_share=1e-9, seed=seed, **knobs)
+    fake = make_faces(1, size, artefact, fake_share=1 - 1e-9, seed=seed, **knobs)
+    return genuine.x[0], fake.x[0]
+
+
+def artefact_visibility(faces: Faces) -> dict:
+    """Mean RMS difference between each face and its manipulated twin (the same face, lighting,
+    blur; before noise), per attribute value: equal across groups when nothing is planted."""
+    v = faces.factors["visibility"]
+    return {(a, faces_value): float(v[values == faces_value].mean())
+            for a, values in faces.attributes.items() for faces_value in (0, 1)}
 
 
 def load_image_folder(root: str | pathlib.Path, labels_csv: str = "labels.csv",
-                      label_column: str = "fake", group_column: str = "group"):
+                      label_column: str = "fake") -> Faces:
     """Real data in the usual layout: image files in ``root`` and a CSV with one row per image
-    (``filename``, the label, the protected attribute, any other columns).
+    (``filename``, the label, then one 0/1 column per attribute, e.g. ``skin``, ``age``).
 
-    Returns images (N, 3, H, W) in [0, 1] (all images must share one size), labels, groups and the
-    CSV's other columns as a dict of arrays.
-    """
+    Returns :class:`Faces` with images (N, 3, H, W) in [0, 1] (all images must share one size)."""
     from PIL import Image
 
     root = pathlib.Path(root)
@@ -74,7 +210,7 @@ def load_image_folder(root: str | pathlib.Path, labels_csv: str = "labels.csv",
         rows = list(csv.DictReader(fh))
     if not rows:
         raise ValueError(f"{root / labels_csv} has no rows")
-    missing = {"filename", label_column, group_column} - set(rows[0])
+    missing = {"filename", label_column} - set(rows[0])
     if missing:
         raise ValueError(f"{labels_csv} lacks the column(s) {sorted(missing)}")
     images = [np.asarray(Image.open(root / r["filename"]).convert("RGB"), dtype=np.float32) / 255.0
@@ -83,6 +219,5 @@ def load_image_folder(root: str | pathlib.Path, labels_csv: str = "labels.csv",
         raise ValueError("images differ in size; resize them first")
     x = np.stack(images).transpose(0, 3, 1, 2)
     y = np.array([int(r[label_column]) for r in rows])
-    g = np.array([int(r[group_column]) for r in rows])
-    extra = {k: np.array([r[k] for r in rows]) for k in rows[0] if k not in ("filename", label_column, group_column)}
-    return x, y, g, extra
+    attributes = {k: np.array([int(r[k]) for r in rows]) for k in rows[0] if k not in ("filename", label_column)}
+    return Faces(x, y, attributes)

@@ -1,5 +1,7 @@
-"""Chapter 8's audit: train the detector on imbalanced and on balanced data, then measure output
-fairness (AIF360) and robustness bias (ART DeepFool and HopSkipJump) on the same test set."""
+"""Chapter 8's audit, per dataset (generator family): train the detector on imbalanced data, on
+balanced data, and defend the first by adversarial fine-tuning; measure output fairness (AIF360)
+and robustness bias (ART's DeepFool, a PGD minimum-budget search and HopSkipJump) on one test set,
+for every attribute of the faces."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,123 +9,154 @@ import dataclasses
 import numpy as np
 
 from .. import claims as C
-from ..data.faces import make_faces
-from .models import LabelOnlyService, predict, white_box
+from ..data.faces import ATTRIBUTES, PROTECTED, Faces, make_faces
 from .metrics import aif360_metrics, fairness_table, numpy_metrics
-from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, more_vulnerable, pgd_min_distance,
-                              robustness_bias, starting_points)
-from .train import train_detector
+from .models import LabelOnlyService, predict, white_box
+from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, max_gap_under_relabelling, more_vulnerable,
+                              pgd_min_distance, robustness_bias, starting_points)
+from .train import adversarially_fine_tune, train_detector
 
-CONDITIONS = ("imbalanced", "balanced")
-WHITE = ("DeepFool (white box)", "PGD minimum budget (white box)")
-BLACK = "HopSkipJump (label-only service)"
+CONDITIONS = ("imbalanced", "balanced", "adversarially trained")
+DEEPFOOL = "DeepFool (L2, white box)"
+PGD_INF = "PGD search (L∞, white box)"
+BLACK = "HopSkipJump (L2, label-only service)"
+WHITE = (DEEPFOOL, PGD_INF)
+PRIMARY = "skin"              # the protected attribute the claims are about
+# The label-only attack is the costliest (ART's HopSkipJump works image by image) and models an
+# outsider probing the deployed service, so it audits the detector as deployed, trained on the
+# imbalanced data; the white-box attacks audit every detector.
+BLACK_BOX_CONDITIONS = ("imbalanced",)
+PGD_EPS_MAX, PGD_BISECTIONS = 0.25, 9   # L∞ search range (the trace's amplitude is 0.16) and its resolution
 
 
 @dataclasses.dataclass
 class Audit:
+    dataset: str
     condition: str
     seed: int
-    accuracy: dict
+    accuracy: dict                # "all", and per attribute value ("skin=dark", ...)
     y_pred: np.ndarray
-    distances: dict               # attack -> (distances, groups)
-    queries: int
+    distances: dict               # attack -> (distances, indices of the attacked test images)
+    queries: int = 0
+    transfer: dict = dataclasses.field(default_factory=dict)   # accuracy on the other datasets' tests
 
 
-def test_set(p: dict):
-    return make_faces(p["n_test"], p["size"], p["test_group_share"], 0.5,
-                      (p["artefact_light"], p["artefact_dark"]), seed=10_000 + p["seed"])
+# -- data and detectors ---------------------------------------------------------------------------
+def _faces(p: dict, n: int, dataset: str, skin_share: float, seed: int) -> Faces:
+    return make_faces(n, p["size"], dataset, p["artefact_strength"], 0.5, {PRIMARY: skin_share},
+                      p["luminance_scaling"], seed=seed)
 
 
-def train_set(p: dict, condition: str, seed: int):
-    share = p["train_group_share"] if condition == "imbalanced" else 0.5
-    return make_faces(p["n_train"], p["size"], share, 0.5, (p["artefact_light"], p["artefact_dark"]),
-                      seed=seed)
+def test_set(p: dict, dataset: str) -> Faces:
+    """One test set per dataset; the datasets share their faces and differ in the trace alone."""
+    return _faces(p, p["n_test"], dataset, p["test_group_share"], 10_000 + p["seed"])
 
 
-def attacked_subset(group: np.ndarray, n: int) -> np.ndarray:
-    """The first n/2 test images of each group, so both groups are attacked equally often."""
+def train_set(p: dict, dataset: str, condition: str, seed: int) -> Faces:
+    share = 0.5 if condition == "balanced" else p["train_group_share"]
+    return _faces(p, p["n_train"], dataset, share, seed)
+
+
+def train(p: dict, dataset: str, seed: int, device) -> dict:
+    """The three detectors of one dataset and seed: trained on imbalanced data, on balanced data, and
+    the first adversarially fine-tuned with ART (the defended detector)."""
+    imb, bal = (train_set(p, dataset, c, seed) for c in ("imbalanced", "balanced"))
+    fit = lambda d: train_detector(d.x, d.y, p["epochs"], seed, device, p["width"])  # noqa: E731
+    models = {"imbalanced": fit(imb), "balanced": fit(bal)}
+    models["adversarially trained"] = adversarially_fine_tune(
+        models["imbalanced"], imb.x, imb.y, p["adv_epochs"], seed, device, eps=p["adv_eps"])
+    return models
+
+
+def accuracy(y_pred: np.ndarray, test: Faces) -> dict:
+    """Accuracy overall and per value of every attribute."""
+    right = y_pred == test.y
+    out = {"all": float(right.mean())}
+    for a, values in test.attributes.items():
+        for v, label in enumerate(ATTRIBUTES[a]):
+            out[f"{a}={label}"] = float(right[values == v].mean())
+    return out
+
+
+def decide(model, test: Faces, device) -> tuple[np.ndarray, dict]:
+    """The detector's verdicts on the test set, and its accuracy overall and per attribute value."""
+    y_pred = predict(model, test.x, device)
+    return y_pred, accuracy(y_pred, test)
+
+
+def transfer(model, tests: dict, own: str, device) -> dict:
+    """Accuracy on the other generator families' test sets (held-out manipulations)."""
+    return {d: float((predict(model, t.x, device) == t.y).mean()) for d, t in tests.items() if d != own}
+
+
+# -- attacks --------------------------------------------------------------------------------------
+def attacked_subset(skin: np.ndarray, n: int) -> np.ndarray:
+    """The first n/2 test images of each skin tone (the test order is random, so the other
+    attributes are mixed as in the test set)."""
     half = n // 2
-    return np.concatenate([np.flatnonzero(group == g)[:half] for g in (0, 1)])
-
-
-def train(p: dict, condition: str, seed: int, device):
-    """Step 1: the detector, trained on this condition's data."""
-    x_tr, y_tr, _, _ = train_set(p, condition, seed)
-    return train_detector(x_tr, y_tr, p["epochs"], seed, device, p["width"])
-
-
-def decide(model, test, device) -> tuple[np.ndarray, dict]:
-    """Step 2: its verdicts on the test set, and accuracy overall and per group."""
-    x_te, y_te, g_te, _ = test
-    y_pred = predict(model, x_te, device)
-    acc = {"all": float((y_pred == y_te).mean()),
-           **{f"group {g}": float((y_pred[g_te == g] == y_te[g_te == g]).mean()) for g in (0, 1)}}
-    return y_pred, acc
-
-
-def white_box_distances(p: dict, model, test, y_pred: np.ndarray, device) -> dict:
-    """Step 3: DeepFool and the PGD minimum-budget search on a balanced subset of test images."""
-    x_te, _, g_te, _ = test
-    idx = attacked_subset(g_te, p["n_deepfool"])
-    classifier = white_box(model, p["size"], device)
-    d, _ = attack_distances(deepfool(classifier), _classify(model, device), x_te[idx])
-    return {WHITE[0]: (d, g_te[idx]),
-            WHITE[1]: (pgd_min_distance(classifier, x_te[idx], y_pred[idx], steps=p["pgd_steps"]), g_te[idx])}
-
-
-def black_box_distances(p: dict, model, test, y_pred: np.ndarray, seed: int, device) -> tuple[dict, int]:
-    """Step 4: HopSkipJump against the label-only service; returns the distances and the queries."""
-    x_te, _, g_te, _ = test
-    service = LabelOnlyService(model, device)
-    idx = attacked_subset(g_te, p["n_hsj"])
-    hsj = hop_skip_jump(service.art(p["size"]), p["hsj_iter"], p["hsj_max_eval"])
-    start = starting_points(x_te, y_pred, y_pred[idx], np.random.default_rng(seed))
-    d, _ = attack_distances(hsj, _classify(model, device), x_te[idx], x_adv_init=start)
-    return {BLACK: (d, g_te[idx])}, service.queries
+    return np.concatenate([np.flatnonzero(skin == g)[:half] for g in (0, 1)])
 
 
 def _classify(model, device):
     return lambda x: predict(model, x.astype(np.float32), device)
 
 
-def audit(p: dict, condition: str, seed: int, test, device) -> Audit:
-    """The four steps for one condition and seed."""
-    model = train(p, condition, seed, device)
+def white_box_distances(p: dict, model, test: Faces, y_pred: np.ndarray, device) -> dict:
+    """DeepFool (L2) and the PGD search for the smallest L∞ budget, on the same attacked images."""
+    idx = attacked_subset(test.attributes[PRIMARY], p["n_white"])
+    classifier = white_box(model, p["size"], device)
+    d2, _ = attack_distances(deepfool(classifier), _classify(model, device), test.x[idx])
+    dinf = pgd_min_distance(classifier, test.x[idx], y_pred[idx], eps_max=PGD_EPS_MAX,
+                            bisections=PGD_BISECTIONS, steps=p["pgd_steps"], norm=np.inf)
+    return {DEEPFOOL: (d2, idx), PGD_INF: (dinf, idx)}
+
+
+def black_box_distances(p: dict, model, test: Faces, y_pred: np.ndarray, seed: int, device) -> tuple[dict, int]:
+    """HopSkipJump against the label-only service; returns the distances and the queries spent."""
+    service = LabelOnlyService(model, device)
+    idx = attacked_subset(test.attributes[PRIMARY], p["n_hsj"])
+    hsj = hop_skip_jump(service.art(p["size"]), p["hsj_iter"], p["hsj_max_eval"])
+    start = starting_points(test.x, y_pred, y_pred[idx], np.random.default_rng(seed))
+    d, _ = attack_distances(hsj, _classify(model, device), test.x[idx], x_adv_init=start)
+    return {BLACK: (d, idx)}, service.queries
+
+
+def audit(p: dict, dataset: str, condition: str, seed: int, model, tests: dict, device) -> Audit:
+    """Verdicts, accuracy, transfer and the attacks for one detector."""
+    test = tests[dataset]
     y_pred, acc = decide(model, test, device)
-    distances = white_box_distances(p, model, test, y_pred, device)
-    black, queries = black_box_distances(p, model, test, y_pred, seed, device)
-    return Audit(condition, seed, acc, y_pred, {**distances, **black}, queries)
+    white = white_box_distances(p, model, test, y_pred, device)
+    black, queries = ({}, 0) if condition not in BLACK_BOX_CONDITIONS else \
+        black_box_distances(p, model, test, y_pred, seed, device)
+    return Audit(dataset, condition, seed, acc, y_pred, {**white, **black}, queries,
+                 transfer(model, tests, dataset, device))
 
 
-def taus_for(audits: list[Audit], points: int = 200) -> np.ndarray:
-    """One grid of budgets for every condition and attack, up to just past the largest finite distance."""
-    finite = np.concatenate([d[np.isfinite(d)] for a in audits for d, _ in a.distances.values()])
-    top = finite.max() * 1.05 if finite.size else 1.0
-    return np.linspace(0, top, points)
+# -- summaries ------------------------------------------------------------------------------------
+def of(audits: list[Audit], dataset: str | None = None, condition: str | None = None) -> list[Audit]:
+    return [a for a in audits if dataset in (None, a.dataset) and condition in (None, a.condition)]
 
 
-def of_condition(audits: list[Audit], condition: str) -> list[Audit]:
-    return [a for a in audits if a.condition == condition]
+def taus_for(audits: list[Audit], attack: str, points: int = 200) -> np.ndarray:
+    """One grid of budgets per attack (L2 and L∞ distances differ in scale), up to just past its
+    largest finite distance over every dataset and condition."""
+    finite = np.concatenate([a.distances[attack][0] for a in audits if attack in a.distances])
+    finite = finite[np.isfinite(finite)]
+    return np.linspace(0, finite.max() * 1.05 if finite.size else 1.0, points)
 
 
-def fairness_of(audits: list[Audit], test, rounds: int, seed: int):
-    """Per condition, AIF360's metrics averaged over seeds with bootstrap intervals over test images."""
-    import pandas as pd
-
-    _, y, g, _ = test
-    return pd.concat({c: fairness_table(y, [a.y_pred for a in of_condition(audits, c)], g, rounds, seed)
-                      for c in CONDITIONS}, names=["condition", "metric"])
+def distances_of(audits: list[Audit], attack: str, test: Faces, attribute: str = PRIMARY):
+    """(seeds x attacked images) distances and the attacked images' values of ``attribute`` (the
+    same images for every seed)."""
+    idx = audits[0].distances[attack][1]
+    return np.stack([a.distances[attack][0] for a in audits]), test.attributes[attribute][idx]
 
 
-def distances_of(audits: list[Audit], attack: str) -> tuple[np.ndarray, np.ndarray]:
-    """(seeds x attacked images) distances and the images' groups (the same images for every seed)."""
-    return np.stack([a.distances[attack][0] for a in audits]), audits[0].distances[attack][1]
-
-
-def robustness_bias_of(audits: list[Audit], attack: str, taus: np.ndarray) -> dict:
-    """Robustness bias of one condition under one attack: curves averaged over seeds, and the
-    per-seed statistics (largest gap, median-distance ratio, success rates) averaged."""
-    d, g = distances_of(audits, attack)
+def robustness_bias_of(audits: list[Audit], attack: str, taus: np.ndarray, test: Faces,
+                       attribute: str = PRIMARY) -> dict:
+    """Robustness bias of one set of detectors under one attack: curves averaged over seeds, and
+    the per-seed statistics (largest gap, median-distance ratio, success rates) averaged."""
+    d, g = distances_of(audits, attack, test, attribute)
     per_seed = [robustness_bias(row, g, taus) for row in d]
     out = {k: float(np.mean([s[k] for s in per_seed])) for k, v in per_seed[0].items() if np.isscalar(v)}
     out.update(taus=taus, curve_privileged=np.mean([s["curve_privileged"] for s in per_seed], 0),
@@ -131,12 +164,85 @@ def robustness_bias_of(audits: list[Audit], attack: str, taus: np.ndarray) -> di
     return out
 
 
+def fairness_of(audits: list[Audit], tests: dict, rounds: int, seed: int):
+    """Per dataset and condition, AIF360's metrics for skin tone, averaged over seeds, with
+    bootstrap intervals over test images."""
+    import pandas as pd
+
+    tables = {(d, c): fairness_table(tests[d].y, [a.y_pred for a in of(audits, d, c)],
+                                     tests[d].attributes[PRIMARY], rounds, seed)
+              for d in tests for c in CONDITIONS if of(audits, d, c)}
+    return pd.concat(tables, names=["dataset", "condition", "metric"])
+
+
+def attribute_table(audits: list[Audit], tests: dict, seed: int):
+    """Every attribute, protected or not: accuracy per value, AIF360's output differences, and the
+    robustness bias under both white-box attacks (largest gap, its chance level, the ratio of
+    median distances, value 1 over value 0). Point values averaged over seeds."""
+    import pandas as pd
+
+    rows = []
+    for d, test in tests.items():
+        for c in CONDITIONS:
+            runs = of(audits, d, c)
+            if not runs:
+                continue
+            for a, (name0, name1) in ATTRIBUTES.items():
+                fair = pd.DataFrame([aif360_metrics(test.y, r.y_pred, test.attributes[a]) for r in runs]).mean()
+                row = {"dataset": d, "condition": c, "attribute": a,
+                       "protected": a in PROTECTED, "groups (0 / 1)": f"{name0} / {name1}",
+                       "accuracy 0": np.mean([r.accuracy[f"{a}={name0}"] for r in runs]),
+                       "accuracy 1": np.mean([r.accuracy[f"{a}={name1}"] for r in runs]),
+                       "FPR difference": fair["false_positive_rate_difference"],
+                       "TPR difference": fair["equal_opportunity_difference"],
+                       "largest output gap": output_gap(fair.to_dict())}
+                for attack, short in ((DEEPFOOL, "DeepFool"), (PGD_INF, "PGD L∞")):
+                    taus = taus_for(audits, attack)
+                    dist, g = distances_of(runs, attack, test, a)
+                    s = robustness_bias_of(runs, attack, taus, test, a)
+                    row[f"max RB {short}"] = s["max_rb"]
+                    row[f"chance {short}"] = chance_max_rb(dist, g, taus, seed)
+                    row[f"median ratio {short}"] = s["median_ratio"]
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def intersection_table(audits: list[Audit], tests: dict, first: str = "skin", second: str = "sex"):
+    """Per subgroup of two protected attributes: size, accuracy, false-positive and false-negative
+    rates, and the median DeepFool distance (averaged over seeds)."""
+    import pandas as pd
+
+    rows = []
+    for d, test in tests.items():
+        for c in CONDITIONS:
+            runs = of(audits, d, c)
+            if not runs:
+                continue
+            dist, g1 = distances_of(runs, DEEPFOOL, test, first)
+            _, g2 = distances_of(runs, DEEPFOOL, test, second)
+            for v1, n1 in enumerate(ATTRIBUTES[first]):
+                for v2, n2 in enumerate(ATTRIBUTES[second]):
+                    m = (test.attributes[first] == v1) & (test.attributes[second] == v2)
+                    y = test.y[m]
+                    preds = [r.y_pred[m] for r in runs]
+                    at = (g1 == v1) & (g2 == v2)
+                    rows.append({"dataset": d, "condition": c, "subgroup": f"{n1}, {n2}", "test images": int(m.sum()),
+                                 "accuracy": np.mean([(p == y).mean() for p in preds]),
+                                 "false-positive rate": np.mean([p[y == 0].mean() for p in preds]),
+                                 "false-negative rate": np.mean([1 - p[y == 1].mean() for p in preds]),
+                                 "attacked": int(at.sum()),
+                                 "median DeepFool distance": float(np.mean(np.median(dist[:, at], 1)))})
+    return pd.DataFrame(rows)
+
+
 # -- the claims; margins fixed here, before any run --------------------------------------------
 # The fair ranges of AIF360's documentation: differences within +-0.1, disparate impact in
-# [0.8, 1.25] (the four-fifths rule); a robustness bias counts as large at 0.2 above chance.
+# [0.8, 1.25] (the four-fifths rule); a robustness bias counts as large at 0.2 above chance; a
+# defence "removes" a bias when it lowers it by more than 0.1.
 FAIR_TOLERANCE = 0.1
 DI_RANGE = (0.8, 1.25)
 LARGE_RB = 0.2
+DEFENCE_MARGIN = 0.1
 NULL_PERMUTATIONS = 200
 UNIT = "test image"
 
@@ -179,34 +285,50 @@ def chance_max_rb(d: np.ndarray, g: np.ndarray, taus: np.ndarray, seed: int) -> 
     """The largest gap between two groups' curves is positive even when the groups do not differ
     (it is a two-sample Kolmogorov-Smirnov statistic): its mean when the group labels are shuffled."""
     rng = np.random.default_rng(seed)
-    every = np.arange(len(g))
-    return float(np.mean([max_rb_stat(d, rng.permutation(g), taus)(every) for _ in range(NULL_PERMUTATIONS)]))
+    labels = np.stack([rng.permutation(g) for _ in range(NULL_PERMUTATIONS)]).astype(np.float64)
+    return float(np.mean([max_gap_under_relabelling(row, g, taus, labels) for row in d]))
 
 
 def _boot(stat, n: int, p: dict) -> C.Estimate:
     return C.bootstrap(lambda idx: stat(idx.astype(int)), [np.arange(n)], UNIT, p["bootstrap"], p["seed"])
 
 
-def acceptable_claim(audits, test, taus, p) -> C.Claim:
-    """On the imbalanced detector: every output gap within the tolerance, disparate impact within
-    the four-fifths range, and yet a robustness bias (DeepFool) at least ``LARGE_RB`` above chance."""
-    _, y, g, _ = test
-    preds = [a.y_pred for a in of_condition(audits, "imbalanced")]
-    d, g_att = distances_of(of_condition(audits, "imbalanced"), WHITE[0])
-    chance = chance_max_rb(d, g_att, taus, p["seed"])
-    rb = max_rb_stat(d, g_att, taus)
-    parts = {
-        "largest output gap within the tolerance": C.decide(
-            "largest output gap", _boot(output_gap_stat(y, g, preds), len(y), p), direction="less",
-            margin=FAIR_TOLERANCE),
-        "disparate impact within 0.8-1.25 (|log DI| < log 1.25)": C.decide(
-            "|log DI|", _boot(log_di_stat(y, g, preds), len(y), p), direction="less",
-            margin=float(np.log(DI_RANGE[1]))),
-        "robustness bias (DeepFool) is large: max RB above its chance level": C.decide(
-            "max RB - chance", _boot(lambda i: rb(i) - chance, len(g_att), p), direction="greater",
-            margin=LARGE_RB, evidence={"max RB": rb(np.arange(len(g_att))), "chance level": chance}),
-    }
-    return C.combine("Output-fairness metrics look acceptable while robustness bias is large", parts, rule="all")
+def _per_dataset(name: str, audits: list[Audit], one) -> C.Claim:
+    """A claim decided per dataset (each generator family is its own benchmark), held on all."""
+    return C.combine(name, {d: one(d) for d in dict.fromkeys(a.dataset for a in audits)}, rule="all")
+
+
+def rb_large(runs: list[Audit], test: Faces, taus: np.ndarray, p: dict) -> C.Claim:
+    """Max RB (DeepFool) of these detectors at least ``LARGE_RB`` above its chance level, with a
+    bootstrap interval over attacked images."""
+    d, g = distances_of(runs, DEEPFOOL, test)
+    chance = chance_max_rb(d, g, taus, p["seed"])
+    rb = max_rb_stat(d, g, taus)
+    return C.decide("max RB - chance", _boot(lambda i: rb(i) - chance, len(g), p), direction="greater",
+                    margin=LARGE_RB, evidence={"max RB": rb(np.arange(len(g))), "chance level": chance})
+
+
+def acceptable_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
+    """Per dataset, on the imbalanced detector: every output gap (skin tone) within the tolerance,
+    disparate impact within the four-fifths range, and yet a large robustness bias under DeepFool."""
+    taus = taus_for(audits, DEEPFOOL)
+
+    def one(dataset):
+        test, runs = tests[dataset], of(audits, dataset, "imbalanced")
+        y, g = test.y, test.attributes[PRIMARY]
+        preds = [a.y_pred for a in runs]
+        parts = {
+            "largest output gap within the tolerance": C.decide(
+                "largest output gap", _boot(output_gap_stat(y, g, preds), len(y), p), direction="less",
+                margin=FAIR_TOLERANCE),
+            "disparate impact within 0.8-1.25 (|log DI| < log 1.25)": C.decide(
+                "|log DI|", _boot(log_di_stat(y, g, preds), len(y), p), direction="less",
+                margin=float(np.log(DI_RANGE[1]))),
+            "robustness bias (DeepFool) is large: max RB above its chance level": rb_large(runs, test, taus, p),
+        }
+        return C.combine(dataset, parts, rule="all")
+
+    return _per_dataset("Output-fairness metrics look acceptable while robustness bias is large", audits, one)
 
 
 def vulnerability(d: np.ndarray, g: np.ndarray, p: dict) -> C.Estimate:
@@ -223,47 +345,80 @@ def vulnerability(d: np.ndarray, g: np.ndarray, p: dict) -> C.Estimate:
                        p["seed"], paired_samples=False)
 
 
-def agreement_claim(audits, p) -> C.Claim:
-    """Per condition and white-box attack: does it agree with the black-box attack on which group
-    is more vulnerable? Each attack's answer is a verdict on 'group 1 is more vulnerable'."""
-    parts = {}
-    for condition in CONDITIONS:
-        runs = of_condition(audits, condition)
-        sign = {a: C.decide(a, vulnerability(*distances_of(runs, a), p), direction="greater", margin=0.0)
-                for a in (*WHITE, BLACK)}
-        for white in WHITE:
-            key = f"{condition}: {white.split()[0]} and HopSkipJump"
-            parts[key] = C.combine(key, {white: sign[white], BLACK: sign[BLACK]}, rule="agree")
-    return C.combine("White-box and black-box estimates agree on which group is more vulnerable", parts,
-                     rule="all")
+def agreement_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
+    """Per dataset, on the detectors attacked through the service: does each white-box estimate
+    agree with the black-box one on which skin tone is more vulnerable? Each attack's answer is a
+    verdict on 'dark skin is more vulnerable'; two attacks agree when they give the same one."""
+    def one(dataset):
+        parts = {}
+        for condition in BLACK_BOX_CONDITIONS:
+            runs = of(audits, dataset, condition)
+            if not runs:
+                continue
+            sign = {a: C.decide(a, vulnerability(*distances_of(runs, a, tests[dataset]), p), direction="greater",
+                                margin=0.0) for a in (*WHITE, BLACK)}
+            for white in WHITE:
+                key = f"{condition}: {white.split(' (')[0]} and HopSkipJump"
+                parts[key] = C.combine(key, {white: sign[white], BLACK: sign[BLACK]}, rule="agree")
+        return C.combine(dataset, parts, rule="all")
+
+    return _per_dataset("White-box and black-box estimates agree on which group is more vulnerable", audits, one)
 
 
-def balancing_claim(audits, test, taus, p) -> C.Claim:
-    """Balanced minus imbalanced training, per seed (a detector of each per seed, evaluated on the
-    same test and attacked images): retraining is what balancing changes, so the replicate is the
-    seed, and one seed cannot decide."""
-    _, y, g, _ = test
-    imb, bal = of_condition(audits, "imbalanced"), of_condition(audits, "balanced")
-    every = np.arange(len(y))
-
-    def per_seed(runs, what):
-        if what == "output gap":
-            return [output_gap_stat(y, g, [a.y_pred])(every) for a in runs]
-        d, g_att = distances_of(runs, WHITE[0])
-        return [max_rb_stat(row[None], g_att, taus)(np.arange(len(g_att))) for row in d]
-
-    parts = {what: C.decide(what, C.paired(per_seed(imb, what), per_seed(bal, what), unit="seed"),
-                            direction="less", margin=0.0)
-             for what in ("output gap", "robustness bias (DeepFool)")}
-    return C.combine("Balancing the training data reduces both the output-fairness gaps and the robustness bias",
-                     parts, rule="all")
+def _per_seed_rb(runs: list[Audit], test: Faces, taus: np.ndarray, p: dict) -> list[float]:
+    """Max RB (DeepFool) above its chance level, one value per detector."""
+    d, g = distances_of(runs, DEEPFOOL, test)
+    every = np.arange(len(g))
+    return [max_rb_stat(row[None], g, taus)(every) - chance_max_rb(row[None], g, taus, p["seed"]) for row in d]
 
 
-def decide_claims(audits: list[Audit], test, p: dict) -> list[C.Claim]:
-    taus = taus_for(audits)
-    return [acceptable_claim(audits, test, taus, p), agreement_claim(audits, p),
-            balancing_claim(audits, test, taus, p)]
+def balancing_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
+    """Per dataset, balanced minus imbalanced training, paired per seed (a detector of each per seed,
+    evaluated on the same test and attacked images): retraining is what balancing changes, so the
+    replicate is the seed, and one seed cannot decide."""
+    taus = taus_for(audits, DEEPFOOL)
+
+    def one(dataset):
+        test = tests[dataset]
+        imb, bal = of(audits, dataset, "imbalanced"), of(audits, dataset, "balanced")
+        y, g, every = test.y, test.attributes[PRIMARY], np.arange(len(test))
+        gap = lambda runs: [output_gap_stat(y, g, [a.y_pred])(every) for a in runs]  # noqa: E731
+        parts = {"output gap": C.decide("output gap", C.paired(gap(imb), gap(bal), unit="seed"),
+                                        direction="less", margin=0.0),
+                 "robustness bias (DeepFool)": C.decide(
+                     "max RB above chance", C.paired(_per_seed_rb(imb, test, taus, p), _per_seed_rb(bal, test, taus, p),
+                                                     unit="seed"), direction="less", margin=0.0)}
+        return C.combine(dataset, parts, rule="all")
+
+    return _per_dataset("Balancing the training data reduces both the output-fairness gaps and the robustness bias",
+                        audits, one)
 
 
-__all__ = ["CONDITIONS", "Audit", "aif360_metrics", "audit", "decide_claims", "fairness_of", "more_vulnerable",
-           "output_acceptable", "output_gap", "robustness_bias_of", "taus_for", "test_set"]
+def defence_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
+    """Per dataset: adversarial fine-tuning lowers the robustness bias (DeepFool, above chance) by
+    less than ``DEFENCE_MARGIN``, paired per seed with the detector it started from. A defence can
+    only keep a bias that exists: where the undefended detector shows no large robustness bias,
+    the claim cannot be measured."""
+    taus = taus_for(audits, DEEPFOOL)
+
+    def one(dataset):
+        test = tests[dataset]
+        imb, adv = of(audits, dataset, "imbalanced"), of(audits, dataset, "adversarially trained")
+        exists = rb_large(imb, test, taus, p)
+        est = C.paired(_per_seed_rb(imb, test, taus, p), _per_seed_rb(adv, test, taus, p), unit="seed")
+        return C.decide("defended minus undefended max RB above chance", est, direction="greater",
+                        margin=-DEFENCE_MARGIN, evidence={"undefended bias large": exists.verdict},
+                        unmeasurable=None if exists.verdict == C.HELD else
+                        "the undefended detector shows no large robustness bias to keep")
+
+    return _per_dataset("Adversarial training leaves the robustness bias in place", audits, one)
+
+
+def decide_claims(audits: list[Audit], tests: dict, p: dict) -> list[C.Claim]:
+    return [acceptable_claim(audits, tests, p), agreement_claim(audits, tests, p),
+            balancing_claim(audits, tests, p), defence_claim(audits, tests, p)]
+
+
+__all__ = ["BLACK_BOX_CONDITIONS", "CONDITIONS", "Audit", "aif360_metrics", "attribute_table", "audit", "decide_claims", "fairness_of",
+           "intersection_table", "more_vulnerable", "output_acceptable", "output_gap", "robustness_bias_of",
+           "taus_for", "test_set", "train"]

@@ -28,9 +28,10 @@ def predict(model: nn.Module, x: np.ndarray, device="cpu", batch: int = 1024) ->
     return torch.cat([model(xt[i:i + batch]).argmax(1) for i in range(0, len(xt), batch)]).cpu().numpy()
 
 
-def white_box(model: nn.Module, size: int, device="cpu"):
-    """ART's PyTorchClassifier: gradients available (the auditor has the model)."""
-    return art_classifier(model, (3, size, size), 2, device)
+def white_box(model: nn.Module, size: int, device="cpu", optimizer=None):
+    """ART's PyTorchClassifier: gradients available (the auditor has the model; an optimizer to
+    train it through ART)."""
+    return art_classifier(model, (3, size, size), 2, device, optimizer)
 
 
 class LabelOnlyService:

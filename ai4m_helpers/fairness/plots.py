@@ -1,62 +1,110 @@
-"""Chapter 8's figures: example faces, confusion matrices per group, robustness curves."""
+"""Chapter 8's figures: example faces and traces, confusion matrices, robustness curves, and the
+robustness bias of every attribute."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..data.faces import ATTRIBUTES, PROTECTED
 from .metrics import confusion_by_group
 
 
-def example_faces(x: np.ndarray, y: np.ndarray, g: np.ndarray, per_kind: int = 3):
-    """A row per group: genuine faces, then manipulated ones."""
+def example_faces(tests: dict, per_kind: int = 4, attribute: str = "skin"):
+    """Per dataset, a row of genuine and a row of manipulated faces (titled with ``attribute``)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2 * per_kind, figsize=(9, 3.4))
-    for row, group in enumerate((0, 1)):
-        picks = [np.flatnonzero((g == group) & (y == label))[:per_kind] for label in (0, 1)]
-        for ax, i in zip(axes[row], np.concatenate(picks)):
-            ax.imshow(x[i].transpose(1, 2, 0))
+    rows = [(d, label) for d in tests for label in (0, 1)]
+    fig, axes = plt.subplots(len(rows), per_kind, figsize=(1.6 * per_kind, 1.7 * len(rows)), squeeze=False)
+    for ax_row, (d, label) in zip(axes, rows):
+        faces = tests[d]
+        for ax, i in zip(ax_row, np.flatnonzero(faces.y == label)[:per_kind]):
+            ax.imshow(faces.x[i].transpose(1, 2, 0))
             ax.axis("off")
-            ax.set_title(f"group {group}, {'fake' if y[i] else 'genuine'}", fontsize=8)
+            value = ATTRIBUTES[attribute][faces.attributes[attribute][i]]
+            ax.set_title(f"{d}: {'fake' if label else 'genuine'}\n{value}", fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def confusion_per_group(y: np.ndarray, g: np.ndarray, predictions: dict[str, list[np.ndarray]]):
+def traces(make, datasets, size: int):
+    """What each generator family adds: the same face, genuine, manipulated, and the difference
+    (magnified) - ``make(dataset)`` returns a genuine and a manipulated rendering of one face."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(5.4, 1.9 * len(datasets)), squeeze=False)
+    for ax_row, d in zip(axes, datasets):
+        genuine, fake = make(d)
+        diff = fake - genuine
+        scale = max(np.abs(diff).max(), 1e-6)
+        for ax, img, title in zip(ax_row, (genuine, fake, 0.5 + 0.5 * diff / scale),
+                                  ("genuine", "manipulated", f"difference (x{0.5 / scale:.0f})")):
+            ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1))
+            ax.axis("off")
+            ax.set_title(f"{d}: {title}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_per_group(y: np.ndarray, g: np.ndarray, predictions: dict[str, list[np.ndarray]], title: str = ""):
     """Per condition and group: the confusion matrix summed over detectors (rows: truth), shaded
     by row share."""
     import matplotlib.pyplot as plt
 
     panels = [(c, group) for c in predictions for group in (0, 1)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.5 * len(panels), 2.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels), 2.3))
     for ax, (condition, group) in zip(axes, panels):
         m = sum(confusion_by_group(y, p, g)[group] for p in predictions[condition])
         ax.imshow(m / np.maximum(m.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
         for (i, j), v in np.ndenumerate(m):
-            ax.text(j, i, v, ha="center", va="center", fontsize=9)
-        ax.set_xticks([0, 1], ["genuine", "fake"])
-        ax.set_yticks([0, 1], ["genuine", "fake"])
-        ax.set_title(f"{condition}, group {group}", fontsize=9)
+            ax.text(j, i, v, ha="center", va="center", fontsize=8)
+        ax.set_xticks([0, 1], ["genuine", "fake"], fontsize=7)
+        ax.set_yticks([0, 1], ["genuine", "fake"], fontsize=7)
+        ax.set_title(f"{condition}\n{ATTRIBUTES['skin'][group]} skin", fontsize=8)
         ax.grid(False)
-    fig.suptitle("Confusion matrices per group, summed over seeds (rows: truth, columns: verdict)",
-                 fontsize=10)
+    fig.suptitle(f"{title}: confusion matrices per skin tone, summed over seeds (rows: truth)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def robustness_curves(rb: dict, conditions, attacks, taus: np.ndarray):
-    """R_g(τ) per condition (a panel each), per attack, group 0 solid and group 1 dashed."""
+def robustness_curves(rb: dict, datasets, conditions, attack: str, taus: np.ndarray):
+    """R_g(τ) of both skin tones under one attack: a row per dataset, a panel per condition."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(conditions), figsize=(10, 3.4), sharey=True)
-    for ax, condition in zip(np.atleast_1d(axes), conditions):
-        for name in attacks:
-            s = rb[(condition, name)]
-            line, = ax.plot(taus, s["curve_privileged"], label=f"{name}: group 0")
-            ax.plot(taus, s["curve_unprivileged"], ls="--", color=line.get_color(), label=f"{name}: group 1")
-        ax.set_title(f"detector trained on {condition} data", fontsize=10)
-        ax.set_xlabel("perturbation budget τ (L2)")
-    first = np.atleast_1d(axes)
-    first[0].set_ylabel("R_g(τ): share not yet flipped")
-    first[-1].legend(fontsize=7)
+    fig, axes = plt.subplots(len(datasets), len(conditions), figsize=(3.3 * len(conditions), 2.6 * len(datasets)),
+                             sharey=True, squeeze=False)
+    for ax_row, d in zip(axes, datasets):
+        for ax, c in zip(ax_row, conditions):
+            s = rb[(d, c, attack)]
+            ax.plot(taus, s["curve_privileged"], label="light skin")
+            ax.plot(taus, s["curve_unprivileged"], ls="--", label="dark skin")
+            ax.set_title(f"{d}, {c}\nmax RB {s['max_rb']:.2f}", fontsize=8)
+            ax.set_xlabel(f"budget τ ({attack.split('(')[1].split(',')[0]})", fontsize=8)
+        ax_row[0].set_ylabel("share not yet flipped", fontsize=8)
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle(attack, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def attribute_bars(table, attack: str = "DeepFool"):
+    """Max RB above its chance level for every attribute: a panel per dataset, a bar per condition."""
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3), sharey=True, squeeze=False)
+    for ax, d in zip(axes[0], datasets):
+        part = table[table["dataset"] == d]
+        conditions = list(dict.fromkeys(part["condition"]))
+        attrs = list(dict.fromkeys(part["attribute"]))
+        width = 0.8 / len(conditions)
+        for k, c in enumerate(conditions):
+            rows = part[part["condition"] == c].set_index("attribute").loc[attrs]
+            ax.bar(np.arange(len(attrs)) + k * width, rows[f"max RB {attack}"] - rows[f"chance {attack}"], width,
+                   label=c)
+        ax.axhline(0.2, color="grey", ls=":", lw=1)
+        ax.set_xticks(np.arange(len(attrs)) + 0.4 - width / 2,
+                      [f"{a}{'*' if a in PROTECTED else ''}" for a in attrs], fontsize=8)
+        ax.set_title(f"{d} (* protected; dotted: 'large')", fontsize=9)
+    axes[0, 0].set_ylabel(f"max RB - chance ({attack})", fontsize=8)
+    axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,15 +1,22 @@
-"""Training the detector: Adam on cross-entropy, one seed fixing weights and batch order."""
+"""Training the detector: Adam on cross-entropy, one seed fixing weights and batch order; and the
+defended detector, adversarially trained with ART's trainer."""
 from __future__ import annotations
+
+import contextlib
+import io
 
 import numpy as np
 import torch
 from torch import nn
 
-from .models import DetectorCNN
+from ..art_tools import quiet_progress
+from .models import DetectorCNN, white_box
+
+LR = 2e-3
 
 
 def train_detector(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, device="cpu", width: int = 16,
-                   batch_size: int = 128, lr: float = 2e-3) -> DetectorCNN:
+                   batch_size: int = 128, lr: float = LR) -> DetectorCNN:
     torch.manual_seed(seed)
     model = DetectorCNN(x.shape[-1], width).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -21,4 +28,40 @@ def train_detector(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, device=
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _numpy_seed(seed: int):
+    """ART's trainer draws its batches and attack starts from NumPy's global generator."""
+    state = np.random.get_state()
+    np.random.seed(seed % 2 ** 32)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def adversarially_fine_tune(model: DetectorCNN, x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
+                            device="cpu", eps: float = 0.004, steps: int = 3, ratio: float = 0.5,
+                            batch_size: int = 128, lr: float = LR) -> DetectorCNN:
+    """A defended copy of a trained detector: ``epochs`` more epochs with ART's
+    ``AdversarialTrainer``, in which a share ``ratio`` of every batch is replaced by its L-infinity
+    PGD adversarial example (budget ``eps``, ``steps`` steps, one random start, against the current
+    model): the defence of Madry et al., mixed with clean images as in Goodfellow et al., started
+    from the undefended weights so that the two detectors differ by the defence alone."""
+    import copy
+
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.defences.trainer import AdversarialTrainer
+
+    torch.manual_seed(seed)
+    model = copy.deepcopy(model).train()
+    classifier = white_box(model, x.shape[-1], device, torch.optim.Adam(model.parameters(), lr=lr))
+    # the trainer draws progress bars on stderr whatever it is told; they are of no use here
+    with quiet_progress(), _numpy_seed(seed), contextlib.redirect_stderr(io.StringIO()):
+        pgd = ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2.5 * eps / steps,
+                                       max_iter=steps, num_random_init=1, batch_size=batch_size, verbose=False)
+        trainer = AdversarialTrainer(classifier, pgd, ratio=ratio)
+        trainer.fit(x.astype(np.float32), np.eye(2, dtype=np.float32)[y], nb_epochs=epochs, batch_size=batch_size)
     return model.eval()
