@@ -16,6 +16,20 @@ def quiet_progress():
         yield
 
 
+@contextlib.contextmanager
+def numpy_global_seed(seed: int):
+    """Seed NumPy's global generator for a block and restore it after: some of ART's attacks and
+    trainers draw from it (HopSkipJump's directions, the trainer's batches)."""
+    import numpy as np
+
+    state = np.random.get_state()
+    np.random.seed(seed % 2 ** 32)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def art_classifier(model: nn.Module, input_shape: tuple, num_classes: int, device="cpu",
                    optimizer=None):
     """Wrap a torch model as ART's PyTorchClassifier on pixel range [0, 1] (an optimizer to train it)."""

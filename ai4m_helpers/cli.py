@@ -37,6 +37,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-going", action="store_true", help="run the other chapters after a failure")
     run.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may take")
 
+    course = sub.add_parser("course", help="prepare, run and collect chapters for a whole class")
+    steps = course.add_subparsers(dest="step", required=True, parser_class=_Parser)
+    make = steps.add_parser("make", help="a folder of parameterised chapters per student, and a manifest")
+    make.add_argument("roster", type=pathlib.Path, help="CSV with a 'student' column")
+    make.add_argument("grid", type=pathlib.Path, help="YAML: profile, assign, seed, chapters and their knobs")
+    make.add_argument("--out", type=pathlib.Path, required=True, help="the course folder (must not hold one)")
+    crun = steps.add_parser("run", help="run every prepared chapter that has no valid record yet")
+    crun.add_argument("course", type=pathlib.Path)
+    crun.add_argument("--executor", choices=("local", "ray"), default="local")
+    crun.add_argument("--jobs", type=int, default=1, help="runs at a time (local) or CPUs of a local Ray")
+    crun.add_argument("--address", default=None, help="a Ray cluster's address (default: a local Ray)")
+    crun.add_argument("--cpus-per-run", type=float, default=1.0)
+    crun.add_argument("--gpus-per-run", type=float, default=0.0)
+    coll = steps.add_parser("collect", help="one table, a figure per chapter and a report")
+    coll.add_argument("course", type=pathlib.Path)
+    coll.add_argument("--handins", type=pathlib.Path, default=None,
+                      help="a folder per student of handed-in notebooks and records (checked for edits)")
+
     bk = sub.add_parser("book", help="build the HTML book into _build/html")
     bk.add_argument("--from", dest="from_dir", type=pathlib.Path, default=None,
                     help="executed chapters to build from (default: run every chapter in smoke first)")
@@ -73,6 +91,30 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_course(args) -> int:
+    from . import course
+
+    if args.step == "make":
+        manifest = course.make(args.roster, args.grid, args.out)
+        n = sum(len(s["chapters"]) for s in manifest["students"].values())
+        print(f"{len(manifest['students'])} students, {n} notebooks: {args.out / course.MANIFEST}")
+        return 0
+    if args.step == "run":
+        if args.jobs < 1 or args.cpus_per_run <= 0 or args.gpus_per_run < 0:
+            raise ParameterError("--jobs must be at least 1, --cpus-per-run above 0, --gpus-per-run not negative")
+        entries = course.run(args.course, args.executor, args.jobs, args.address,
+                             cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+        failed = [f"{e['student']}/{e['chapter']}" for e in entries if e["status"] != "ok"]
+        if failed:
+            print(f"failed: {', '.join(failed)}", file=sys.stderr)
+            return 1
+        return 0
+    table = course.collect(args.course, args.handins)
+    print(f"{(table['status'] == 'ok').sum()} of {len(table)} runs collected: "
+          f"{args.course / course.REPORT_DIR / 'report.md'}")
+    return 0
+
+
 def cmd_book(args) -> int:
     executed = args.from_dir
     if executed is not None and not executed.is_dir():
@@ -90,7 +132,7 @@ def cmd_book(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "book": cmd_book}
+    handlers = {"list": cmd_list, "run": cmd_run, "course": cmd_course, "book": cmd_book}
     try:
         return handlers[args.command](args)
     except (ParameterError, KeyError) as err:

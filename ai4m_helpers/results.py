@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -58,6 +59,13 @@ def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
     return versions
 
 
+def parameters_digest(parameters: Mapping[str, Any]) -> str:
+    """SHA-256 of the parameters as canonical JSON: a record carries it, so that parameters edited
+    in the record after the run are detected (course hand-ins)."""
+    text = json.dumps(_jsonable(dict(parameters)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _jsonable(value: Any) -> Any:
     """Turn numpy / torch scalars and arrays into plain JSON values; NaN becomes null."""
     if isinstance(value, Mapping):
@@ -80,6 +88,7 @@ class ResultsRecord:
             "chapter": chapter,
             "profile": parameters.get("profile"),
             "parameters": _jsonable(dict(parameters)),
+            "parameters_sha256": parameters_digest(parameters),
             "seed": parameters.get("seed"),
             "device": device,
             "versions": package_versions(),

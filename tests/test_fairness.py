@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from ai4m_helpers.data.faces import (ARTEFACTS, ATTRIBUTES, artefact_visibility, load_image_folder, make_faces,
-                                     manipulated_twin)
+from ai4m_helpers.data.faces import (ARTEFACTS, ATTRIBUTES, artefact_visibility, detectability, load_image_folder,
+                                     make_faces, manipulated_twin)
 from ai4m_helpers.fairness import PARAMS
 from ai4m_helpers.fairness.models import LabelOnlyService, white_box
 from ai4m_helpers.fairness.metrics import (METRICS, aif360_metrics, confusion_by_group, fairness_table,
@@ -48,9 +48,23 @@ def test_the_default_generator_plants_no_bias_the_trace_is_equally_visible_in_ev
         assert means[(a, 1)] == pytest.approx(means[(a, 0)], rel=0.03), a
 
 
+@pytest.mark.parametrize("artefact", ARTEFACTS)
+def test_the_default_generator_plants_no_bias_an_oracle_detects_the_trace_equally_well_on_every_skin(artefact):
+    """Equal amplitude is not enough: what the face puts in the trace's way counts too. A matched
+    filter that knows each face's template detects the trace (at a tenth of its strength, far
+    from the ceiling) within 0.04 AUC on both skin tones and on every other attribute, while the
+    luminance knob opens a gap of more than 0.08 on skin tone."""
+    fair = detectability(4000, 24, artefact, seed=3, strength=0.016)
+    for a in ATTRIBUTES:
+        assert 0.6 < fair[(a, 0)] < 0.95, a                          # informative, not at the ceiling
+        assert abs(fair[(a, 1)] - fair[(a, 0)]) < 0.04, a
+    planted = detectability(4000, 24, artefact, seed=3, strength=0.016, luminance_scaling=1.0)
+    assert planted[("skin", 0)] - planted[("skin", 1)] > 0.08
+
+
 def test_the_luminance_knob_plants_a_fainter_trace_on_dark_skin():
     vis = artefact_visibility(make_faces(3000, 24, "blend", luminance_scaling=1.0, seed=0))
-    assert vis[("skin", 1)] < 0.6 * vis[("skin", 0)]
+    assert vis[("skin", 1)] < 0.7 * vis[("skin", 0)]
     with pytest.raises(ValueError, match="luminance_scaling"):
         make_faces(10, luminance_scaling=2.0)
 
@@ -60,7 +74,7 @@ def test_a_manipulated_twin_differs_from_its_genuine_face_by_the_trace_alone():
         genuine, fake = manipulated_twin(24, artefact, seed=4)
         changed = np.abs(fake - genuine) > 1e-6
         assert 0.05 < changed.mean() < 0.6                       # a ring or the face interior, not the image
-        assert np.abs(fake - genuine).max() <= 0.16 + 1e-6
+        assert np.abs(fake - genuine).max() <= 2 * 0.16
 
 
 def test_bad_parameters_are_refused():
@@ -128,7 +142,7 @@ def test_robustness_bias_curves_on_known_distances():
     s = robustness_bias(d, g, taus)
     assert s["curve_privileged"].tolist() == [1, 1, 0.75, 0.5, 0.25, 0]
     assert s["curve_unprivileged"].tolist() == [1, 0.5, 0.25, 0.25, 0.25, 0.25]
-    assert s["max_rb"] == 0.5 and s["tau_at_max"] == 0.25      # first of the tied maxima
+    assert s["max_rb"] == 0.75            # exact: at tau = 0.3, all of group 0 and a quarter of group 1 (the grid misses it)
     assert s["success_unprivileged"] == 0.75 and s["success_privileged"] == 1.0
     assert survival(np.array([1.0, 2.0]), np.array([1.5])).tolist() == [0.5]
 
@@ -191,22 +205,52 @@ def test_linf_minimum_budget_matches_the_exact_distance_of_a_linear_model():
     exact = np.abs(x.reshape(10, -1) @ w) / np.abs(w).sum()     # L-infinity distance to a hyperplane
     d = pgd_min_distance(white_box(model, 4), x, labels, eps_max=0.5, bisections=12, batch_size=4, norm=np.inf)
     assert np.allclose(d, exact, atol=0.5 / 2 ** 12 + 1e-3)
+    geo = pgd_min_distance(white_box(model, 4), x, labels, eps_max=0.5, eps_min=1e-4, bisections=14,
+                           batch_size=4, norm=np.inf)
+    big = exact > 1e-3
+    assert np.allclose(geo[big], exact[big], rtol=0.02)               # the same relative resolution everywhere
 
 
-def test_chance_level_of_the_largest_gap_equals_a_loop_over_relabellings():
-    from ai4m_helpers.fairness.robustness_bias import max_gap_under_relabelling
+def test_the_largest_gap_is_the_kolmogorov_smirnov_statistic_and_its_relabellings_match_a_loop():
+    """The chapter's core quantity, cross-checked with scipy's two-sample KS test; NaN (images
+    left out) are dropped, +inf (failed attacks) lie beyond every budget."""
+    from scipy.stats import ks_2samp
+
+    from ai4m_helpers.fairness.robustness_bias import max_gap, max_gap_under_relabelling
 
     rng = np.random.default_rng(0)
-    d = np.abs(rng.normal(size=40))
-    d[3] = np.inf
-    g = np.repeat([0, 1], 20)
-    taus = np.linspace(0, 3, 50)
+    d = np.abs(rng.normal(size=60))
+    g = np.repeat([0, 1], 30)
+    d[g == 1] *= 1.5
+    assert max_gap(d, g) == pytest.approx(ks_2samp(d[g == 0], d[g == 1]).statistic)
+    d2 = d.copy()
+    d2[[3, 40]] = np.nan
+    keep = ~np.isnan(d2)
+    assert max_gap(d2, g) == pytest.approx(ks_2samp(d[keep & (g == 0)], d[keep & (g == 1)]).statistic)
+    d3 = d.copy()
+    d3[[1, 2]] = np.inf                                           # two failed attacks in group 0
+    big = d.copy()
+    big[[1, 2]] = 1e9
+    assert max_gap(d3, g) == pytest.approx(ks_2samp(big[g == 0], big[g == 1]).statistic)
     labels = np.stack([rng.permutation(g) for _ in range(30)])
-    looped = [robustness_bias(d, row, taus)["max_rb"] for row in labels]
-    assert np.allclose(max_gap_under_relabelling(d, g, taus, labels.astype(float)), looped)
+    looped = [max_gap(d2, row) for row in labels]
+    assert np.allclose(max_gap_under_relabelling(d2, labels.astype(float)), looped)
 
 
-def test_the_defended_detector_is_a_fine_tuned_copy_trained_through_art():
+def test_attacked_images_are_balanced_over_skin_and_label_and_the_black_box_ones_lie_among_them():
+    from ai4m_helpers.fairness.experiment import attacked_subset
+
+    f = make_faces(400, 16, seed=2)
+    skin = f.attributes["skin"]
+    white, black = attacked_subset(skin, f.y, 40), attacked_subset(skin, f.y, 16)
+    for g in (0, 1):
+        for label in (0, 1):
+            assert ((skin[white] == g) & (f.y[white] == label)).sum() == 10
+            assert ((skin[black] == g) & (f.y[black] == label)).sum() == 4
+    assert set(black) <= set(white)
+
+
+def test_the_defended_detector_is_a_fine_tuned_copy_trained_through_art_and_differs_from_its_clean_control():
     from ai4m_helpers.fairness.models import predict
     from ai4m_helpers.fairness.train import adversarially_fine_tune, train_detector
 
@@ -220,3 +264,6 @@ def test_the_defended_detector_is_a_fine_tuned_copy_trained_through_art():
     again = adversarially_fine_tune(base, f.x, f.y, epochs=1, seed=0, eps=0.01)
     assert (predict(again, f.x) == predict(defended, f.x)).all()                    # seeded: reproducible
     assert not defended.training
+    # the adversarial examples are used: the same epochs on clean images give another model
+    control = train_detector(f.x, f.y, 1, seed=0, width=4, start=base)
+    assert any(not torch.allclose(a, b) for a, b in zip(control.parameters(), defended.parameters()))

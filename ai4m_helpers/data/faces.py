@@ -98,7 +98,9 @@ def _background(n, size, clutter, rng):
 
 
 def _render(attrs: dict, size: int, rng: np.random.Generator):
-    """The genuine face, lit; returns the image and the face's elliptical radius map."""
+    """The genuine face, lit; returns the image, the face's elliptical radius map and the skin's
+    luminance at the face centre. Eyes, mouth, forehead lines and glasses darken the skin by a
+    fixed amount rather than a fraction of it, so that they are as contrasted on every skin."""
     n = len(attrs["skin"])
     yy, xx = (np.mgrid[0:size, 0:size].astype(np.float64) + 0.5) / size
     cx, cy = 0.5 + rng.uniform(-0.05, 0.05, n), 0.54 + rng.uniform(-0.05, 0.05, n)
@@ -115,33 +117,43 @@ def _render(attrs: dict, size: int, rng: np.random.Generator):
     img = _paint(img, np.where(attrs["sex"][:, None, None] == 1, long_, short), hair)
     skin = SKIN[attrs["skin"]] * rng.uniform(0.95, 1.05, (n, 1))
     img = _paint(img, r <= 1.0, skin)
+
+    def darken(mask, amount):
+        return np.where(mask[:, None], img - amount, img)
+
     forehead = (r <= 0.9) & (np.abs(((yy[None] - cy[:, None, None]) / ry[:, None, None]) + 0.62) < 0.05)
-    img = np.where(((attrs["age"] == 1)[:, None, None] & forehead)[:, None], 0.82 * img, img)
+    img = darken(forehead & (attrs["age"] == 1)[:, None, None], 0.07)
     for dx in (-0.4, 0.4):
         ex, ey = cx + dx * rx, cy - 0.22 * ry
         d = np.sqrt((xx[None] - ex[:, None, None]) ** 2 + (yy[None] - ey[:, None, None]) ** 2) / rx[:, None, None]
-        img = np.where((d <= 0.13)[:, None], 0.25 * img, img)
-        frame = (d > 0.2) & (d <= 0.3) & (attrs["glasses"] == 1)[:, None, None]
-        img = _paint(img, frame, np.full((n, 3), 0.08))
+        img = darken(d <= 0.13, 0.18)
+        img = darken((d > 0.2) & (d <= 0.3) & (attrs["glasses"] == 1)[:, None, None], 0.15)
     mouth = (np.abs(yy[None] - (cy + 0.45 * ry)[:, None, None]) <= 0.03) & \
         (np.abs(xx[None] - cx[:, None, None]) <= (0.35 * rx)[:, None, None])
-    img = np.where(mouth[:, None], 0.5 * img, img)
-    level = rng.uniform(0.9, 1.05, n)[:, None, None]
-    side = rng.uniform(-0.1, 0.1, n)[:, None, None] * (xx[None] - 0.5)
-    light = (level + side)[:, None]
-    return img * light, r, skin @ LUMA * light[:, 0, 0, 0]
+    img = darken(mouth, 0.12)
+    level = rng.uniform(0.9, 1.05, n)
+    tilt = rng.uniform(-0.1, 0.1, n)
+    light = level[:, None, None] + tilt[:, None, None] * (xx[None] - 0.5)
+    luminance = skin @ LUMA * (level + tilt * (cx - 0.5))              # at the face centre
+    return img * light[:, None], r, luminance
 
 
 def _trace(kind: str, r: np.ndarray, size: int) -> np.ndarray:
-    """The unit pattern (n, H, W) a generator family leaves, before its amplitude."""
+    """The unit pattern (n, H, W) a generator family leaves, before its amplitude; zero-mean on
+    each face's support, so that it carries no brightness of its own (a brighter face would
+    otherwise make it look stronger or weaker)."""
     ii, jj = np.mgrid[0:size, 0:size]
     if kind == "blend":
-        checker = np.where((ii + jj) % 2 == 0, 1.0, -1.0)
-        return ((r > 0.8) & (r <= 1.0)) * checker[None]
-    if kind == "upsample":
-        grid = np.where((ii % 2 == 0) & (jj % 2 == 0), 1.0, -1.0 / 3.0)   # zero-mean stride-2 grid
-        return (r <= 0.85) * grid[None]
-    raise ValueError(f"unknown artefact {kind!r}; known: {list(ARTEFACTS)}")
+        support = (r > 0.8) & (r <= 1.0)
+        pattern = np.where((ii + jj) % 2 == 0, 1.0, -1.0)
+    elif kind == "upsample":
+        support = r <= 0.85
+        pattern = np.where((ii % 2 == 0) & (jj % 2 == 0), 1.0, -1.0 / 3.0)   # a stride-2 grid
+    else:
+        raise ValueError(f"unknown artefact {kind!r}; known: {list(ARTEFACTS)}")
+    trace = support * pattern[None]
+    mean = trace.sum((1, 2)) / np.maximum(support.sum((1, 2)), 1)
+    return (trace - mean[:, None, None]) * support
 
 
 def _blur(img: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -153,14 +165,10 @@ def _blur(img: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return img
 
 
-def make_faces(n: int, size: int = 32, artefact: str = "blend", strength: float = 0.16,
-               fake_share: float = 0.5, shares: dict | None = None, luminance_scaling: float = 0.0,
-               seed: int = 0) -> Faces:
-    """``n`` faces; ``shares`` sets P(attribute = 1) per attribute (0.5 otherwise).
-
-    The trace's amplitude is ``strength`` on every face when ``luminance_scaling`` is 0; at 1 it is
-    ``strength`` times the face's luminance relative to the average light-skinned face, so fainter
-    on darker skin (the knob that plants a robustness bias; off by default)."""
+def _generate(n: int, size: int, artefact: str, strength: float, fake_share: float, shares: dict | None,
+              luminance_scaling: float, seed: int) -> dict:
+    """Every intermediate of a draw: the genuine and manipulated renderings of each face (blurred,
+    before noise), the noise, the labels, the attributes, the trace's template."""
     _check_share("fakes", fake_share)
     if not 0 <= luminance_scaling <= 1:
         raise ValueError("luminance_scaling must lie in [0, 1]")
@@ -170,15 +178,52 @@ def make_faces(n: int, size: int = 32, artefact: str = "blend", strength: float 
     clean, r, luminance = _render(attrs, size, rng)
     relative = luminance / float(SKIN[0] @ LUMA)
     amplitude = strength * (1 - luminance_scaling + luminance_scaling * relative)
-    forged = clean + amplitude[:, None, None, None] * _trace(artefact, r, size)[:, None]
+    trace = _trace(artefact, r, size)
+    forged = clean + amplitude[:, None, None, None] * trace[:, None]
     blur = rng.uniform(0.0, 0.2, n)
     clean, forged = np.clip(_blur(clean, blur), 0, 1), np.clip(_blur(forged, blur), 0, 1)
-    visibility = np.sqrt(((forged - clean) ** 2).mean((1, 2, 3)))
     noise = rng.normal(0, 1, clean.shape) * rng.uniform(0.01, 0.05, (n, 1, 1, 1))
-    x = np.where(fake[:, None, None, None] == 1, forged, clean) + noise
-    factors = {"luminance": luminance, "blur": blur, "artefact_amplitude": fake * amplitude,
-               "visibility": visibility}
-    return Faces(np.clip(x, 0, 1).astype(np.float32), fake, attrs, factors)
+    template = _blur(np.repeat(trace[:, None], 3, 1), blur)
+    return {"clean": clean, "forged": forged, "noise": noise, "fake": fake, "attributes": attrs,
+            "template": template,
+            "factors": {"luminance": luminance, "blur": blur, "artefact_amplitude": fake * amplitude,
+                        "visibility": np.sqrt(((forged - clean) ** 2).mean((1, 2, 3)))}}
+
+
+def make_faces(n: int, size: int = 32, artefact: str = "blend", strength: float = 0.16,
+               fake_share: float = 0.5, shares: dict | None = None, luminance_scaling: float = 0.0,
+               seed: int = 0) -> Faces:
+    """``n`` faces; ``shares`` sets P(attribute = 1) per attribute (0.5 otherwise).
+
+    The trace's amplitude is ``strength`` on every face when ``luminance_scaling`` is 0; at 1 it is
+    ``strength`` times the face's luminance relative to the average light-skinned face, so fainter
+    on darker skin (the knob that plants a robustness bias; off by default)."""
+    g = _generate(n, size, artefact, strength, fake_share, shares, luminance_scaling, seed)
+    x = np.where(g["fake"][:, None, None, None] == 1, g["forged"], g["clean"]) + g["noise"]
+    return Faces(np.clip(x, 0, 1).astype(np.float32), g["fake"], g["attributes"], g["factors"])
+
+
+def detectability(n: int, size: int = 32, artefact: str = "blend", seed: int = 0, **knobs) -> dict:
+    """How well an oracle that knows each face's trace template tells the face from its
+    manipulated twin, per value of every attribute: the area under the ROC curve of the matched
+    filter (the projection of the noisy image on the template). Equal across groups when the
+    generator plants nothing; it also counts what the face's own content puts in the trace's way,
+    which a plain amplitude does not."""
+    from scipy.stats import mannwhitneyu
+
+    g = _generate(n, size, artefact, knobs.pop("strength", 0.16), 0.5, knobs.pop("shares", None),
+                  knobs.pop("luminance_scaling", 0.0), seed)
+    if knobs:
+        raise TypeError(f"unknown knob(s) {sorted(knobs)}")
+    t = g["template"]
+    norm = np.maximum((t ** 2).sum((1, 2, 3)), 1e-12)
+    score = {k: (np.clip(g[k] + g["noise"], 0, 1) * t).sum((1, 2, 3)) / norm for k in ("clean", "forged")}
+    out = {}
+    for a, values in g["attributes"].items():
+        for v in (0, 1):
+            m = values == v
+            out[(a, v)] = float(mannwhitneyu(score["forged"][m], score["clean"][m]).statistic / m.sum() ** 2)
+    return out
 
 
 def manipulated_twin(size: int = 32, artefact: str = "blend", seed: int = 0, **knobs) -> tuple:

@@ -1,7 +1,7 @@
-"""Chapter 8's audit, per dataset (generator family): train the detector on imbalanced data, on
-balanced data, and defend the first by adversarial fine-tuning; measure output fairness (AIF360)
-and robustness bias (ART's DeepFool, a PGD minimum-budget search and HopSkipJump) on one test set,
-for every attribute of the faces."""
+"""Chapter 8's audit, per dataset (generator family): train the detector on imbalanced data and on
+balanced data, fine-tune the first on clean images (the control) and adversarially with ART (the
+defence); measure output fairness (AIF360) and robustness bias (ART's DeepFool, a PGD
+minimum-budget search and HopSkipJump) on one test set, for every attribute of the faces."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,24 +9,29 @@ import dataclasses
 import numpy as np
 
 from .. import claims as C
+from ..art_tools import numpy_global_seed
 from ..data.faces import ATTRIBUTES, PROTECTED, Faces, make_faces
 from .metrics import aif360_metrics, fairness_table, numpy_metrics
 from .models import LabelOnlyService, predict, white_box
-from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, max_gap_under_relabelling, more_vulnerable,
+from .robustness_bias import (attack_distances, deepfool, hop_skip_jump, max_gap, max_gap_under_relabelling,
                               pgd_min_distance, robustness_bias, starting_points)
 from .train import adversarially_fine_tune, train_detector
 
-CONDITIONS = ("imbalanced", "balanced", "adversarially trained")
+CONDITIONS = ("imbalanced", "balanced", "fine-tuned (clean)", "adversarially trained")
 DEEPFOOL = "DeepFool (L2, white box)"
 PGD_INF = "PGD search (L∞, white box)"
 BLACK = "HopSkipJump (L2, label-only service)"
 WHITE = (DEEPFOOL, PGD_INF)
 PRIMARY = "skin"              # the protected attribute the claims are about
+# The L∞ search: geometric bisection between 1e-4 and 0.25 (the trace's amplitude is 0.16), 9
+# halvings of the log-range, a resolution of about 1.5 % of the distance.
+PGD_EPS = (1e-4, 0.25)
+PGD_BISECTIONS = 9
 # The label-only attack is the costliest (ART's HopSkipJump works image by image) and models an
 # outsider probing the deployed service, so it audits the detector as deployed, trained on the
 # imbalanced data; the white-box attacks audit every detector.
 BLACK_BOX_CONDITIONS = ("imbalanced",)
-PGD_EPS_MAX, PGD_BISECTIONS = 0.25, 9   # L∞ search range (the trace's amplitude is 0.16) and its resolution
+DIRECTIONS = {"evasion (fakes)": 1, "false alarm (genuine)": 0}
 
 
 @dataclasses.dataclass
@@ -58,11 +63,14 @@ def train_set(p: dict, dataset: str, condition: str, seed: int) -> Faces:
 
 
 def train(p: dict, dataset: str, seed: int, device) -> dict:
-    """The three detectors of one dataset and seed: trained on imbalanced data, on balanced data, and
-    the first adversarially fine-tuned with ART (the defended detector)."""
+    """The four detectors of one dataset and seed: trained on imbalanced data, on balanced data,
+    and the first one trained ``adv_epochs`` more on clean images (the control) or adversarially
+    with ART (the defended detector)."""
     imb, bal = (train_set(p, dataset, c, seed) for c in ("imbalanced", "balanced"))
-    fit = lambda d: train_detector(d.x, d.y, p["epochs"], seed, device, p["width"])  # noqa: E731
-    models = {"imbalanced": fit(imb), "balanced": fit(bal)}
+    models = {c: train_detector(d.x, d.y, p["epochs"], seed, device, p["width"])
+              for c, d in (("imbalanced", imb), ("balanced", bal))}
+    models["fine-tuned (clean)"] = train_detector(imb.x, imb.y, p["adv_epochs"], seed, device, p["width"],
+                                                  start=models["imbalanced"])
     models["adversarially trained"] = adversarially_fine_tune(
         models["imbalanced"], imb.x, imb.y, p["adv_epochs"], seed, device, eps=p["adv_eps"])
     return models
@@ -90,11 +98,18 @@ def transfer(model, tests: dict, own: str, device) -> dict:
 
 
 # -- attacks --------------------------------------------------------------------------------------
-def attacked_subset(skin: np.ndarray, n: int) -> np.ndarray:
-    """The first n/2 test images of each skin tone (the test order is random, so the other
-    attributes are mixed as in the test set)."""
-    half = n // 2
-    return np.concatenate([np.flatnonzero(skin == g)[:half] for g in (0, 1)])
+def attacked_subset(skin: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+    """The first n/4 test images of each skin tone x label (the test order is random, so the other
+    attributes are mixed as in the test set). A smaller n gives a prefix of each stratum, so the
+    black-box subset lies inside the white-box one."""
+    quarter = n // 4
+    return np.concatenate([np.flatnonzero((skin == g) & (y == label))[:quarter] for g in (0, 1) for label in (0, 1)])
+
+
+def _measured(d: np.ndarray, idx: np.ndarray, y_pred: np.ndarray, test: Faces) -> np.ndarray:
+    """Distances of the images the detector got right; NaN for the others (a misclassified image's
+    "distance" measures how far it is from being right, not its robustness)."""
+    return np.where(y_pred[idx] == test.y[idx], d, np.nan)
 
 
 def _classify(model, device):
@@ -103,33 +118,24 @@ def _classify(model, device):
 
 def white_box_distances(p: dict, model, test: Faces, y_pred: np.ndarray, device) -> dict:
     """DeepFool (L2) and the PGD search for the smallest L∞ budget, on the same attacked images."""
-    idx = attacked_subset(test.attributes[PRIMARY], p["n_white"])
+    idx = attacked_subset(test.attributes[PRIMARY], test.y, p["n_white"])
     classifier = white_box(model, p["size"], device)
     d2, _ = attack_distances(deepfool(classifier), _classify(model, device), test.x[idx])
-    dinf = pgd_min_distance(classifier, test.x[idx], y_pred[idx], eps_max=PGD_EPS_MAX,
+    dinf = pgd_min_distance(classifier, test.x[idx], y_pred[idx], eps_max=PGD_EPS[1], eps_min=PGD_EPS[0],
                             bisections=PGD_BISECTIONS, steps=p["pgd_steps"], norm=np.inf)
-    return {DEEPFOOL: (d2, idx), PGD_INF: (dinf, idx)}
+    return {DEEPFOOL: (_measured(d2, idx, y_pred, test), idx), PGD_INF: (_measured(dinf, idx, y_pred, test), idx)}
 
 
 def black_box_distances(p: dict, model, test: Faces, y_pred: np.ndarray, seed: int, device) -> tuple[dict, int]:
-    """HopSkipJump against the label-only service; returns the distances and the queries spent."""
+    """HopSkipJump against the label-only service; returns the distances and the queries spent.
+    ART's attack draws its directions from NumPy's global generator, seeded here per audit."""
     service = LabelOnlyService(model, device)
-    idx = attacked_subset(test.attributes[PRIMARY], p["n_hsj"])
+    idx = attacked_subset(test.attributes[PRIMARY], test.y, p["n_hsj"])
     hsj = hop_skip_jump(service.art(p["size"]), p["hsj_iter"], p["hsj_max_eval"])
     start = starting_points(test.x, y_pred, y_pred[idx], np.random.default_rng(seed))
-    d, _ = attack_distances(hsj, _classify(model, device), test.x[idx], x_adv_init=start)
-    return {BLACK: (d, idx)}, service.queries
-
-
-def audit(p: dict, dataset: str, condition: str, seed: int, model, tests: dict, device) -> Audit:
-    """Verdicts, accuracy, transfer and the attacks for one detector."""
-    test = tests[dataset]
-    y_pred, acc = decide(model, test, device)
-    white = white_box_distances(p, model, test, y_pred, device)
-    black, queries = ({}, 0) if condition not in BLACK_BOX_CONDITIONS else \
-        black_box_distances(p, model, test, y_pred, seed, device)
-    return Audit(dataset, condition, seed, acc, y_pred, {**white, **black}, queries,
-                 transfer(model, tests, dataset, device))
+    with numpy_global_seed(seed):
+        d, _ = attack_distances(hsj, _classify(model, device), test.x[idx], x_adv_init=start)
+    return {BLACK: (_measured(d, idx, y_pred, test), idx)}, service.queries
 
 
 # -- summaries ------------------------------------------------------------------------------------
@@ -138,29 +144,38 @@ def of(audits: list[Audit], dataset: str | None = None, condition: str | None = 
 
 
 def taus_for(audits: list[Audit], attack: str, points: int = 200) -> np.ndarray:
-    """One grid of budgets per attack (L2 and L∞ distances differ in scale), up to just past its
-    largest finite distance over every dataset and condition."""
-    finite = np.concatenate([a.distances[attack][0] for a in audits if attack in a.distances])
-    finite = finite[np.isfinite(finite)]
+    """A grid of budgets for one attack's figures (L2 and L∞ distances differ in scale), up to
+    just past its largest finite distance; the statistics themselves are exact, not on a grid."""
+    d = np.concatenate([a.distances[attack][0] for a in audits if attack in a.distances])
+    finite = d[np.isfinite(d)]
     return np.linspace(0, finite.max() * 1.05 if finite.size else 1.0, points)
 
 
-def distances_of(audits: list[Audit], attack: str, test: Faces, attribute: str = PRIMARY):
+def distances_of(audits: list[Audit], attack: str, test: Faces, attribute: str = PRIMARY,
+                 label: int | None = None, within: np.ndarray | None = None):
     """(seeds x attacked images) distances and the attacked images' values of ``attribute`` (the
-    same images for every seed)."""
+    same images for every seed); ``label`` keeps the genuine (0) or fake (1) images only, and
+    ``within`` the images among those test indices."""
     idx = audits[0].distances[attack][1]
-    return np.stack([a.distances[attack][0] for a in audits]), test.attributes[attribute][idx]
+    keep = np.ones(len(idx), bool)
+    if label is not None:
+        keep &= test.y[idx] == label
+    if within is not None:
+        keep &= np.isin(idx, within)
+    d = np.stack([a.distances[attack][0] for a in audits])
+    return d[:, keep], test.attributes[attribute][idx][keep]
 
 
 def robustness_bias_of(audits: list[Audit], attack: str, taus: np.ndarray, test: Faces,
-                       attribute: str = PRIMARY) -> dict:
+                       attribute: str = PRIMARY, label: int | None = None) -> dict:
     """Robustness bias of one set of detectors under one attack: curves averaged over seeds, and
     the per-seed statistics (largest gap, median-distance ratio, success rates) averaged."""
-    d, g = distances_of(audits, attack, test, attribute)
+    d, g = distances_of(audits, attack, test, attribute, label)
     per_seed = [robustness_bias(row, g, taus) for row in d]
     out = {k: float(np.mean([s[k] for s in per_seed])) for k, v in per_seed[0].items() if np.isscalar(v)}
     out.update(taus=taus, curve_privileged=np.mean([s["curve_privileged"] for s in per_seed], 0),
-               curve_unprivileged=np.mean([s["curve_unprivileged"] for s in per_seed], 0), seeds=len(per_seed))
+               curve_unprivileged=np.mean([s["curve_unprivileged"] for s in per_seed], 0), seeds=len(per_seed),
+               measured=int(np.isfinite(d[0]).sum() + np.isinf(d[0]).sum()))
     return out
 
 
@@ -197,19 +212,19 @@ def attribute_table(audits: list[Audit], tests: dict, seed: int):
                        "TPR difference": fair["equal_opportunity_difference"],
                        "largest output gap": output_gap(fair.to_dict())}
                 for attack, short in ((DEEPFOOL, "DeepFool"), (PGD_INF, "PGD L∞")):
-                    taus = taus_for(audits, attack)
                     dist, g = distances_of(runs, attack, test, a)
-                    s = robustness_bias_of(runs, attack, taus, test, a)
-                    row[f"max RB {short}"] = s["max_rb"]
-                    row[f"chance {short}"] = chance_max_rb(dist, g, taus, seed)
-                    row[f"median ratio {short}"] = s["median_ratio"]
+                    row[f"max RB {short}"] = float(np.mean([max_gap(r, g) for r in dist]))
+                    row[f"chance {short}"] = chance_max_rb(dist, g, seed)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        row[f"median ratio {short}"] = float(np.mean(
+                            [np.nanmedian(r[g == 1]) / np.nanmedian(r[g == 0]) for r in dist]))
                 rows.append(row)
     return pd.DataFrame(rows)
 
 
 def intersection_table(audits: list[Audit], tests: dict, first: str = "skin", second: str = "sex"):
     """Per subgroup of two protected attributes: size, accuracy, false-positive and false-negative
-    rates, and the median DeepFool distance (averaged over seeds)."""
+    rates, and the median DeepFool distance of its correctly classified attacked images."""
     import pandas as pd
 
     rows = []
@@ -231,18 +246,20 @@ def intersection_table(audits: list[Audit], tests: dict, first: str = "skin", se
                                  "false-positive rate": np.mean([p[y == 0].mean() for p in preds]),
                                  "false-negative rate": np.mean([1 - p[y == 1].mean() for p in preds]),
                                  "attacked": int(at.sum()),
-                                 "median DeepFool distance": float(np.mean(np.median(dist[:, at], 1)))})
+                                 "median DeepFool distance": float(np.nanmean(np.nanmedian(dist[:, at], 1)))})
     return pd.DataFrame(rows)
 
 
 # -- the claims; margins fixed here, before any run --------------------------------------------
 # The fair ranges of AIF360's documentation: differences within +-0.1, disparate impact in
 # [0.8, 1.25] (the four-fifths rule); a robustness bias counts as large at 0.2 above chance; a
-# defence "removes" a bias when it lowers it by more than 0.1.
+# defence "reduces" a bias when it lowers it by more than 0.1 against its clean control; two
+# attacks agree on the groups when their log median ratios differ by less than log 1.5.
 FAIR_TOLERANCE = 0.1
 DI_RANGE = (0.8, 1.25)
 LARGE_RB = 0.2
 DEFENCE_MARGIN = 0.1
+AGREEMENT_MARGIN = float(np.log(1.5))
 NULL_PERMUTATIONS = 200
 UNIT = "test image"
 
@@ -252,11 +269,6 @@ def output_gap(fair_values: dict) -> float:
     NaN when any of them is undefined (an empty cell), so that no resample quietly drops one."""
     diffs = [abs(v) for k, v in fair_values.items() if k != "disparate_impact"]
     return float("nan") if not np.all(np.isfinite(diffs)) else float(max(diffs))
-
-
-def output_acceptable(fair_values: dict, tolerance: float = FAIR_TOLERANCE) -> bool:
-    di = fair_values["disparate_impact"]
-    return output_gap(fair_values) <= tolerance and DI_RANGE[0] <= di <= DI_RANGE[1]
 
 
 def _seed_mean(fn, predictions_or_distances) -> float:
@@ -276,21 +288,34 @@ def log_di_stat(y, g, predictions):
     return lambda idx: _seed_mean(lambda p: one(p, idx), predictions)
 
 
-def max_rb_stat(d, g, taus):
-    """Largest robustness-bias gap on resampled attacked images, averaged over detectors."""
-    return lambda idx: _seed_mean(lambda row: robustness_bias(row[idx], g[idx], taus)["max_rb"], d)
+def max_rb_stat(d, g):
+    """Largest robustness-bias gap (exact) on resampled attacked images, averaged over detectors."""
+    return lambda idx: _seed_mean(lambda row: max_gap(row[idx], g[idx]), d)
 
 
-def chance_max_rb(d: np.ndarray, g: np.ndarray, taus: np.ndarray, seed: int) -> float:
+def chance_max_rb(d: np.ndarray, g: np.ndarray, seed: int) -> float:
     """The largest gap between two groups' curves is positive even when the groups do not differ
     (it is a two-sample Kolmogorov-Smirnov statistic): its mean when the group labels are shuffled."""
     rng = np.random.default_rng(seed)
     labels = np.stack([rng.permutation(g) for _ in range(NULL_PERMUTATIONS)]).astype(np.float64)
-    return float(np.mean([max_gap_under_relabelling(row, g, taus, labels) for row in d]))
+    return float(np.mean([max_gap_under_relabelling(row, labels) for row in d]))
 
 
-def _boot(stat, n: int, p: dict) -> C.Estimate:
-    return C.bootstrap(lambda idx: stat(idx.astype(int)), [np.arange(n)], UNIT, p["bootstrap"], p["seed"])
+def closer_share(d: np.ndarray, g: np.ndarray) -> float:
+    """P(a dark-skinned image is closer to the boundary than a light-skinned one), ties counting
+    half, averaged over detectors: the signed companion of the largest gap (0.5: no order)."""
+    from scipy.stats import mannwhitneyu
+
+    out = []
+    for row in d:
+        a, b = row[(g == 1) & ~np.isnan(row)], row[(g == 0) & ~np.isnan(row)]
+        out.append(mannwhitneyu(b, a).statistic / (len(a) * len(b)) if len(a) and len(b) else np.nan)
+    return float(np.mean(out))
+
+
+def _boot(stat, n: int, p: dict, interval: str = "percentile") -> C.Estimate:
+    return C.bootstrap(lambda idx: stat(idx.astype(int)), [np.arange(n)], UNIT, p["bootstrap"], p["seed"],
+                       interval=interval)
 
 
 def _per_dataset(name: str, audits: list[Audit], one) -> C.Claim:
@@ -298,21 +323,21 @@ def _per_dataset(name: str, audits: list[Audit], one) -> C.Claim:
     return C.combine(name, {d: one(d) for d in dict.fromkeys(a.dataset for a in audits)}, rule="all")
 
 
-def rb_large(runs: list[Audit], test: Faces, taus: np.ndarray, p: dict) -> C.Claim:
-    """Max RB (DeepFool) of these detectors at least ``LARGE_RB`` above its chance level, with a
-    bootstrap interval over attacked images."""
+def rb_large(runs: list[Audit], test: Faces, p: dict) -> C.Claim:
+    """Max RB (DeepFool, exact) of these detectors at least ``LARGE_RB`` above its chance level.
+    The interval is the basic bootstrap over attacked images: resampling inflates a maximum, and
+    the basic interval reflects that inflation back instead of adding it."""
     d, g = distances_of(runs, DEEPFOOL, test)
-    chance = chance_max_rb(d, g, taus, p["seed"])
-    rb = max_rb_stat(d, g, taus)
-    return C.decide("max RB - chance", _boot(lambda i: rb(i) - chance, len(g), p), direction="greater",
-                    margin=LARGE_RB, evidence={"max RB": rb(np.arange(len(g))), "chance level": chance})
+    chance = chance_max_rb(d, g, p["seed"])
+    rb = max_rb_stat(d, g)
+    return C.decide("max RB - chance", _boot(lambda i: rb(i) - chance, len(g), p, "basic"), direction="greater",
+                    margin=LARGE_RB, evidence={"max RB": rb(np.arange(len(g))), "chance level": chance,
+                                               "P(dark skin closer)": closer_share(d, g)})
 
 
 def acceptable_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
     """Per dataset, on the imbalanced detector: every output gap (skin tone) within the tolerance,
     disparate impact within the four-fifths range, and yet a large robustness bias under DeepFool."""
-    taus = taus_for(audits, DEEPFOOL)
-
     def one(dataset):
         test, runs = tests[dataset], of(audits, dataset, "imbalanced")
         y, g = test.y, test.attributes[PRIMARY]
@@ -324,60 +349,58 @@ def acceptable_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
             "disparate impact within 0.8-1.25 (|log DI| < log 1.25)": C.decide(
                 "|log DI|", _boot(log_di_stat(y, g, preds), len(y), p), direction="less",
                 margin=float(np.log(DI_RANGE[1]))),
-            "robustness bias (DeepFool) is large: max RB above its chance level": rb_large(runs, test, taus, p),
+            "robustness bias (DeepFool) is large: max RB above its chance level": rb_large(runs, test, p),
         }
         return C.combine(dataset, parts, rule="all")
 
     return _per_dataset("Output-fairness metrics look acceptable while robustness bias is large", audits, one)
 
 
-def vulnerability(d: np.ndarray, g: np.ndarray, p: dict) -> C.Estimate:
-    """log(median distance of group 0 / of group 1), averaged over detectors: > 0 when group 1 is
-    closer to the boundary (more vulnerable). Groups are resampled separately."""
-    d0, d1 = d[:, g == 0], d[:, g == 1]
-
-    def stat(i0, i1):
-        i0, i1 = i0.astype(int), i1.astype(int)
+def log_ratio_gap(white: np.ndarray, black: np.ndarray, g: np.ndarray, p: dict) -> C.Estimate:
+    """On the same images: the white-box attack's log(median distance, light / dark) minus the
+    black-box one's, averaged over detectors; images resampled (the same for both attacks)."""
+    def ratio(d, idx):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.mean(np.log(np.median(d0[:, i0], 1) / np.median(d1[:, i1], 1))))
+            return np.mean([np.log(np.nanmedian(r[idx][g[idx] == 0]) / np.nanmedian(r[idx][g[idx] == 1]))
+                            for r in d])
 
-    return C.bootstrap(stat, [np.arange(d0.shape[1]), np.arange(d1.shape[1])], UNIT, p["bootstrap"],
-                       p["seed"], paired_samples=False)
+    return _boot(lambda idx: float(ratio(white, idx) - ratio(black, idx)), len(g), p)
 
 
 def agreement_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
-    """Per dataset, on the detectors attacked through the service: does each white-box estimate
-    agree with the black-box one on which skin tone is more vulnerable? Each attack's answer is a
-    verdict on 'dark skin is more vulnerable'; two attacks agree when they give the same one."""
+    """Per dataset, on the detector attacked through the service and on the images both attacks
+    attacked: each white-box estimate puts the skin tones in the same order as HopSkipJump, within
+    a factor 1.5 in the ratio of their median distances (an equivalence test: both bounds)."""
     def one(dataset):
-        parts = {}
+        test, parts = tests[dataset], {}
         for condition in BLACK_BOX_CONDITIONS:
             runs = of(audits, dataset, condition)
-            if not runs:
-                continue
-            sign = {a: C.decide(a, vulnerability(*distances_of(runs, a, tests[dataset]), p), direction="greater",
-                                margin=0.0) for a in (*WHITE, BLACK)}
+            black, g = distances_of(runs, BLACK, test)
+            common = runs[0].distances[BLACK][1]
             for white in WHITE:
+                w, _ = distances_of(runs, white, test, within=common)
+                est = log_ratio_gap(w, black, g, p)
                 key = f"{condition}: {white.split(' (')[0]} and HopSkipJump"
-                parts[key] = C.combine(key, {white: sign[white], BLACK: sign[BLACK]}, rule="agree")
+                parts[key] = C.combine(key, {
+                    "difference above -log 1.5": C.decide("white minus black log ratio > -log 1.5", est,
+                                                          direction="greater", margin=-AGREEMENT_MARGIN),
+                    "difference below log 1.5": C.decide("white minus black log ratio < log 1.5", est,
+                                                         direction="less", margin=AGREEMENT_MARGIN)}, rule="all")
         return C.combine(dataset, parts, rule="all")
 
     return _per_dataset("White-box and black-box estimates agree on which group is more vulnerable", audits, one)
 
 
-def _per_seed_rb(runs: list[Audit], test: Faces, taus: np.ndarray, p: dict) -> list[float]:
-    """Max RB (DeepFool) above its chance level, one value per detector."""
+def _per_seed_rb(runs: list[Audit], test: Faces, p: dict) -> list[float]:
+    """Max RB (DeepFool, exact) above its chance level, one value per detector."""
     d, g = distances_of(runs, DEEPFOOL, test)
-    every = np.arange(len(g))
-    return [max_rb_stat(row[None], g, taus)(every) - chance_max_rb(row[None], g, taus, p["seed"]) for row in d]
+    return [max_gap(row, g) - chance_max_rb(row[None], g, p["seed"]) for row in d]
 
 
 def balancing_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
     """Per dataset, balanced minus imbalanced training, paired per seed (a detector of each per seed,
     evaluated on the same test and attacked images): retraining is what balancing changes, so the
     replicate is the seed, and one seed cannot decide."""
-    taus = taus_for(audits, DEEPFOOL)
-
     def one(dataset):
         test = tests[dataset]
         imb, bal = of(audits, dataset, "imbalanced"), of(audits, dataset, "balanced")
@@ -386,7 +409,7 @@ def balancing_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
         parts = {"output gap": C.decide("output gap", C.paired(gap(imb), gap(bal), unit="seed"),
                                         direction="less", margin=0.0),
                  "robustness bias (DeepFool)": C.decide(
-                     "max RB above chance", C.paired(_per_seed_rb(imb, test, taus, p), _per_seed_rb(bal, test, taus, p),
+                     "max RB above chance", C.paired(_per_seed_rb(imb, test, p), _per_seed_rb(bal, test, p),
                                                      unit="seed"), direction="less", margin=0.0)}
         return C.combine(dataset, parts, rule="all")
 
@@ -395,21 +418,22 @@ def balancing_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
 
 
 def defence_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
-    """Per dataset: adversarial fine-tuning lowers the robustness bias (DeepFool, above chance) by
-    less than ``DEFENCE_MARGIN``, paired per seed with the detector it started from. A defence can
-    only keep a bias that exists: where the undefended detector shows no large robustness bias,
-    the claim cannot be measured."""
-    taus = taus_for(audits, DEEPFOOL)
-
+    """Per dataset: the adversarially trained detector's robustness bias (DeepFool, above chance)
+    is lower than its clean control's (the same extra epochs on clean images) by less than
+    ``DEFENCE_MARGIN``, paired per seed: the defence does not remove the bias. The change against
+    the undefended detector is kept as evidence."""
     def one(dataset):
         test = tests[dataset]
-        imb, adv = of(audits, dataset, "imbalanced"), of(audits, dataset, "adversarially trained")
-        exists = rb_large(imb, test, taus, p)
-        est = C.paired(_per_seed_rb(imb, test, taus, p), _per_seed_rb(adv, test, taus, p), unit="seed")
-        return C.decide("defended minus undefended max RB above chance", est, direction="greater",
-                        margin=-DEFENCE_MARGIN, evidence={"undefended bias large": exists.verdict},
-                        unmeasurable=None if exists.verdict == C.HELD else
-                        "the undefended detector shows no large robustness bias to keep")
+        rb = {c: _per_seed_rb(of(audits, dataset, c), test, p) for c in
+              ("imbalanced", "fine-tuned (clean)", "adversarially trained")}
+        est = C.paired(rb["fine-tuned (clean)"], rb["adversarially trained"], unit="seed")
+        versus_undefended = C.paired(rb["imbalanced"], rb["adversarially trained"], unit="seed")
+        return C.decide(f"{dataset}: defended minus clean control, max RB above chance", est, direction="greater",
+                        margin=-DEFENCE_MARGIN,
+                        evidence={"defended minus undefended": versus_undefended.value,
+                                  "undefended": float(np.mean(rb["imbalanced"])),
+                                  "clean control": float(np.mean(rb["fine-tuned (clean)"])),
+                                  "defended": float(np.mean(rb["adversarially trained"]))})
 
     return _per_dataset("Adversarial training leaves the robustness bias in place", audits, one)
 
@@ -419,6 +443,6 @@ def decide_claims(audits: list[Audit], tests: dict, p: dict) -> list[C.Claim]:
             balancing_claim(audits, tests, p), defence_claim(audits, tests, p)]
 
 
-__all__ = ["BLACK_BOX_CONDITIONS", "CONDITIONS", "Audit", "aif360_metrics", "attribute_table", "audit", "decide_claims", "fairness_of",
-           "intersection_table", "more_vulnerable", "output_acceptable", "output_gap", "robustness_bias_of",
-           "taus_for", "test_set", "train"]
+__all__ = ["BLACK_BOX_CONDITIONS", "CONDITIONS", "DIRECTIONS", "Audit", "aif360_metrics", "attribute_table",
+           "decide_claims", "fairness_of", "intersection_table", "output_gap", "robustness_bias_of", "taus_for",
+           "test_set", "train"]

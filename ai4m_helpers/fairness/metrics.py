@@ -1,9 +1,11 @@
 """Group fairness of the detector's decisions, with AIF360, and bootstrap confidence intervals.
 
-Positive = "fake". Privileged group 0 (light skin, the majority in training), unprivileged group 1.
-AIF360 computes every metric it has; the equalized-odds difference, which its classic API lacks,
-is max(|FPR gap|, |TPR gap|) from AIF360's own rates. A plain NumPy version of the same formulas
-serves scipy's bootstrap (thousands of resamples) and is tested equal to AIF360.
+Positive = "fake": AIF360's ``favorable_label=1`` here means "flagged as fake", a convention of
+the API, not a favourable outcome, so statistical parity and disparate impact compare how often
+each group is flagged. Privileged group 0 (light skin, the majority in training), unprivileged
+group 1. AIF360 computes every metric (the equalized-odds difference is max(|FPR gap|, |TPR gap|)).
+A plain NumPy version of the same formulas serves scipy's bootstrap (thousands of resamples) and
+is tested equal to AIF360.
 """
 from __future__ import annotations
 
@@ -44,23 +46,26 @@ def aif360_metrics(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray) ->
         warnings.simplefilter("ignore", RuntimeWarning)   # empty cells give NaN, reported as such
         m = ClassificationMetric(dataset(y_true), dataset(y_pred), unprivileged_groups=UNPRIVILEGED,
                                  privileged_groups=PRIVILEGED)
-        out = {name: float(getattr(m, name)()) for name in METRICS[:-1]}
-        out["equalized_odds_difference"] = float(max(abs(m.false_positive_rate_difference()),
-                                                     abs(m.true_positive_rate_difference())))
-    return out
+        return {name: float(getattr(m, name)()) for name in METRICS}
 
 
-def rates(y_true, y_pred, mask) -> dict[str, float]:
-    t, p = y_true[mask], y_pred[mask]
-    pos, neg = t == 1, t == 0
+def cell_counts(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Counts of the 8 cells group x truth x verdict (index 4 * group + 2 * truth + verdict):
+    every metric below is a function of them, so a bootstrap resample costs one bincount."""
+    return np.bincount(4 * group.astype(int) + 2 * y_true.astype(int) + y_pred.astype(int), minlength=8)
+
+
+def _rates(c: np.ndarray) -> dict[str, float]:
+    """Selection rate, TPR, FPR and error rate of one group from its 4 cells (truth x verdict)."""
+    tn, fp, fn, tp = c
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"selection": p.mean(), "tpr": (p[pos] == 1).mean() if pos.any() else np.nan,
-                "fpr": (p[neg] == 1).mean() if neg.any() else np.nan, "error": (p != t).mean()}
+        return {"selection": (fp + tp) / c.sum(), "tpr": tp / (tp + fn), "fpr": fp / (fp + tn),
+                "error": (fp + fn) / c.sum()}
 
 
-def numpy_metrics(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray) -> dict[str, float]:
-    """The same definitions as AIF360 (unprivileged minus privileged)."""
-    u, p = rates(y_true, y_pred, group == 1), rates(y_true, y_pred, group == 0)
+def metrics_from_counts(counts: np.ndarray) -> dict[str, float]:
+    """The same definitions as AIF360 (unprivileged minus privileged), from :func:`cell_counts`."""
+    p, u = _rates(counts[:4].astype(float)), _rates(counts[4:].astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         di = u["selection"] / p["selection"]
     return {"statistical_parity_difference": u["selection"] - p["selection"], "disparate_impact": di,
@@ -69,6 +74,11 @@ def numpy_metrics(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray) -> 
             "false_positive_rate_difference": u["fpr"] - p["fpr"],
             "error_rate_difference": u["error"] - p["error"],
             "equalized_odds_difference": max(abs(u["fpr"] - p["fpr"]), abs(u["tpr"] - p["tpr"]))}
+
+
+def numpy_metrics(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray) -> dict[str, float]:
+    """The same definitions as AIF360 (unprivileged minus privileged), in plain NumPy."""
+    return metrics_from_counts(cell_counts(y_true, y_pred, group))
 
 
 def fairness_table(y_true, predictions: list[np.ndarray], group, rounds: int, seed: int = 0,

@@ -5,7 +5,8 @@ attack: ART's DeepFool (L2) and a minimum-budget search over ART's PGD (L2 or L-
 white box (gradients), and ART's HopSkipJump (L2, black box: labels only).
 Both give upper bounds on the true distance. An attack that fails leaves the distance unknown
 beyond the search; it is counted as +inf (robust at every tau) and the per-group success rates are
-reported beside the curves, since failures bias them.
+reported beside the curves, since failures bias them. A distance of NaN marks an image left out
+(one the detector got wrong: its "distance" would measure how far it is from being right).
 """
 from __future__ import annotations
 
@@ -39,10 +40,15 @@ def deepfool(classifier, max_iter: int = 20, overshoot: float = 0.02, batch_size
 
 
 def pgd_min_distance(classifier, x: np.ndarray, labels: np.ndarray, eps_max: float = 8.0,
-                     bisections: int = 8, steps: int = 10, batch_size: int = 256, norm: float = 2) -> np.ndarray:
+                     bisections: int = 8, steps: int = 10, batch_size: int = 256, norm: float = 2,
+                     eps_min: float | None = None) -> np.ndarray:
     """Smallest budget (in ``norm``: 2 or ``np.inf``) at which ART's PGD flips the decision, found
     by bisection per image. ``classifier`` is an ART PyTorch classifier; each image gets its own
-    budget (ART takes a per-sample ``eps``). +inf where even ``eps_max`` does not flip it."""
+    budget (ART takes a per-sample ``eps``). +inf where even ``eps_max`` does not flip it.
+
+    With ``eps_min`` the bisection is geometric, between ``eps_min`` and ``eps_max``: the same
+    relative resolution for small and large distances (``eps_min`` is returned for images that
+    flip below it); without, it is arithmetic from 0."""
     from art.attacks.evasion import ProjectedGradientDescentPyTorch
 
     x = x.astype(np.float32)
@@ -57,10 +63,12 @@ def pgd_min_distance(classifier, x: np.ndarray, labels: np.ndarray, eps_max: flo
             x_adv = attack.generate(x, y=one_hot)
         return classifier.predict(x_adv, batch_size=batch_size).argmax(1) != labels
 
-    lo, hi = np.zeros(len(x)), np.full(len(x), float(eps_max))
+    geometric = eps_min is not None
+    lo = np.full(len(x), float(eps_min) if geometric else 0.0)
+    hi = np.full(len(x), float(eps_max))
     reachable = flips(hi)
     for _ in range(bisections):
-        mid = (lo + hi) / 2
+        mid = np.sqrt(lo * hi) if geometric else (lo + hi) / 2
         f = flips(mid)
         hi, lo = np.where(f, mid, hi), np.where(f, lo, mid)
     return np.where(reachable, hi, np.inf)
@@ -86,14 +94,32 @@ def starting_points(x_pool: np.ndarray, labels_pool: np.ndarray, labels: np.ndar
 
 
 def survival(d: np.ndarray, taus: np.ndarray) -> np.ndarray:
-    """R(tau) = P(d > tau): the share of images still classified the same at budget tau."""
+    """R(tau) = P(d > tau) over the measured images (NaN: not measured): the share still
+    classified the same at budget tau."""
+    d = d[~np.isnan(d)]
     return (d[None, :] > taus[:, None]).mean(1)
 
 
-def max_gap_under_relabelling(d: np.ndarray, group: np.ndarray, taus: np.ndarray,
-                              labels: np.ndarray) -> np.ndarray:
-    """max_tau |R_1(tau) - R_0(tau)| for each row of ``labels`` (relabellings of the images' groups,
-    e.g. permutations of ``group``), all at once: one matrix product instead of a loop."""
+def max_gap(d: np.ndarray, group: np.ndarray) -> float:
+    """max_tau |R_1(tau) - R_0(tau)|, exactly: the two-sample Kolmogorov-Smirnov statistic of the
+    groups' distances (failed attacks, +inf, count as beyond every budget; NaN is left out)."""
+    keep = ~np.isnan(d)
+    d, group = d[keep], group[keep]
+    a, b = np.sort(d[group == 0]), np.sort(d[group == 1])
+    if not len(a) or not len(b):
+        return float("nan")
+    taus = np.concatenate([[0.0], np.unique(d[np.isfinite(d)])])
+    r0 = 1 - np.searchsorted(a, taus, side="right") / len(a)
+    r1 = 1 - np.searchsorted(b, taus, side="right") / len(b)
+    return float(np.abs(r1 - r0).max())
+
+
+def max_gap_under_relabelling(d: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """:func:`max_gap` for each row of ``labels`` (relabellings of the images' groups, e.g.
+    permutations), all at once: one matrix product over the distinct distances."""
+    keep = ~np.isnan(d)
+    d, labels = d[keep], labels[:, keep]
+    taus = np.concatenate([[0.0], np.unique(d[np.isfinite(d)])])
     alive = (d[None, :] > taus[:, None]).astype(np.float64)            # taus x images
     ones = labels / labels.sum(1, keepdims=True)
     zeros = (1 - labels) / (1 - labels).sum(1, keepdims=True)
@@ -101,21 +127,17 @@ def max_gap_under_relabelling(d: np.ndarray, group: np.ndarray, taus: np.ndarray
 
 
 def robustness_bias(d: np.ndarray, group: np.ndarray, taus: np.ndarray) -> dict:
-    """Curves per group, max_tau |R_1 - R_0|, where it peaks, the median-distance ratio
-    (unprivileged / privileged), the signed area between the curves, and success rates."""
+    """Curves per group on the grid ``taus`` (for figures), the exact largest gap, the
+    median-distance ratio (unprivileged / privileged), the signed area between the curves, and
+    the attacks' success rates; images with NaN distance (not measured) are left out."""
     r0, r1 = survival(d[group == 0], taus), survival(d[group == 1], taus)
-    gap = np.abs(r1 - r0)
+    keep = ~np.isnan(d)
     finite = np.isfinite(d)
-    med = [float(np.median(d[group == g])) for g in (0, 1)]
+    med = [float(np.median(d[keep & (group == g)])) if (keep & (group == g)).any() else np.nan for g in (0, 1)]
     return {"taus": taus, "curve_privileged": r0, "curve_unprivileged": r1,
-            "max_rb": float(gap.max()), "tau_at_max": float(taus[gap.argmax()]),
+            "max_rb": max_gap(d, group),
             "median_privileged": med[0], "median_unprivileged": med[1],
             "median_ratio": med[1] / med[0] if med[0] > 0 else np.nan,
             "area_priv_minus_unpriv": float(_trapezoid(r0 - r1, taus)),
-            "success_privileged": float(finite[group == 0].mean()),
-            "success_unprivileged": float(finite[group == 1].mean())}
-
-
-def more_vulnerable(summary: dict) -> int:
-    """The group with the smaller median distance (1 = unprivileged)."""
-    return int(summary["median_unprivileged"] < summary["median_privileged"])
+            "success_privileged": float(finite[keep & (group == 0)].mean()),
+            "success_unprivileged": float(finite[keep & (group == 1)].mean())}

@@ -9,16 +9,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..art_tools import quiet_progress
+from ..art_tools import numpy_global_seed, quiet_progress
 from .models import DetectorCNN, white_box
 
 LR = 2e-3
 
 
 def train_detector(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, device="cpu", width: int = 16,
-                   batch_size: int = 128, lr: float = LR) -> DetectorCNN:
+                   batch_size: int = 128, lr: float = LR, start: DetectorCNN | None = None) -> DetectorCNN:
+    """A new detector, or with ``start`` a copy of that one trained further (a fresh optimiser,
+    as the adversarial fine-tuning below uses)."""
+    import copy
+
     torch.manual_seed(seed)
-    model = DetectorCNN(x.shape[-1], width).to(device)
+    model = DetectorCNN(x.shape[-1], width).to(device) if start is None else copy.deepcopy(start).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt, yt = torch.tensor(x, device=device), torch.tensor(y, device=device)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -31,17 +35,6 @@ def train_detector(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, device=
     return model.eval()
 
 
-@contextlib.contextmanager
-def _numpy_seed(seed: int):
-    """ART's trainer draws its batches and attack starts from NumPy's global generator."""
-    state = np.random.get_state()
-    np.random.seed(seed % 2 ** 32)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
 def adversarially_fine_tune(model: DetectorCNN, x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
                             device="cpu", eps: float = 0.004, steps: int = 3, ratio: float = 0.5,
                             batch_size: int = 128, lr: float = LR) -> DetectorCNN:
@@ -49,7 +42,8 @@ def adversarially_fine_tune(model: DetectorCNN, x: np.ndarray, y: np.ndarray, ep
     ``AdversarialTrainer``, in which a share ``ratio`` of every batch is replaced by its L-infinity
     PGD adversarial example (budget ``eps``, ``steps`` steps, one random start, against the current
     model): the defence of Madry et al., mixed with clean images as in Goodfellow et al., started
-    from the undefended weights so that the two detectors differ by the defence alone."""
+    from the undefended weights. Its control is the same number of epochs on clean images
+    (:func:`train_detector` with ``start``): the two then differ by the defence alone."""
     import copy
 
     from art.attacks.evasion import ProjectedGradientDescent
@@ -59,7 +53,7 @@ def adversarially_fine_tune(model: DetectorCNN, x: np.ndarray, y: np.ndarray, ep
     model = copy.deepcopy(model).train()
     classifier = white_box(model, x.shape[-1], device, torch.optim.Adam(model.parameters(), lr=lr))
     # the trainer draws progress bars on stderr whatever it is told; they are of no use here
-    with quiet_progress(), _numpy_seed(seed), contextlib.redirect_stderr(io.StringIO()):
+    with quiet_progress(), numpy_global_seed(seed), contextlib.redirect_stderr(io.StringIO()):
         pgd = ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2.5 * eps / steps,
                                        max_iter=steps, num_random_init=1, batch_size=batch_size, verbose=False)
         trainer = AdversarialTrainer(classifier, pgd, ratio=ratio)
