@@ -54,6 +54,7 @@ class Task:
     chapter: Chapter
     parameters: dict
     folder: pathlib.Path
+    threads: int = 1               # math-library threads of the run's kernel (its CPU share)
 
     @property
     def record_path(self) -> pathlib.Path:
@@ -259,7 +260,8 @@ def run(course: pathlib.Path, executor: str = "local", jobs: int = 1, address: s
     """Run every task without a valid record; returns the runner's entries of this call."""
     from . import executors
 
-    todo = [t for t in tasks(course, chapters) if not is_complete(t)]
+    todo = [dataclasses.replace(t, threads=max(1, int(cpus_per_run)))
+            for t in tasks(course, chapters) if not is_complete(t)]
     done = len(tasks(course, chapters)) - len(todo)
     log(f"{len(todo)} run(s) to do, {done} already complete; executor {executor}, {jobs} at a time")
     if not todo:

@@ -19,11 +19,18 @@ EXECUTORS = ("local", "ray")
 RETRIES = 2
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def run_task(task) -> dict:
-    """Execute one course task; the entry the runner would write for it (runs in a worker)."""
+    """Execute one course task; the entry the runner would write for it (runs in a worker). The
+    kernel gets as many math-library threads as the run has CPUs: runs side by side that each
+    took every core would slow one another down many times over."""
     from .runner import run_chapter
 
     os.environ.setdefault("MPLBACKEND", "Agg")
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(task.threads)
     entry = run_chapter(task.chapter, task.parameters, task.folder, notebooks_dir=task.folder)
     entry["student"] = task.student
     return entry
