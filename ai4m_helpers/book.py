@@ -274,16 +274,21 @@ def browser() -> str | None:
                  if (path := shutil.which(name))), None)
 
 
+def headless(profile: str, *args: str) -> list[str]:
+    """A headless Chromium command line with a throw-away profile and nothing fetched of its own."""
+    return [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", *args]
+
+
 def print_pdf(page: pathlib.Path, out: pathlib.Path) -> None:
     """One page to PDF, after its equations are typeset (a few seconds of page time)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.run(
-            [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--no-pdf-header-footer", "--virtual-time-budget=20000",
-             f"--print-to-pdf={out}", page.resolve().as_uri()],
+            headless(profile, "--no-pdf-header-footer", "--virtual-time-budget=20000", f"--print-to-pdf={out}",
+                     page.resolve().as_uri()),
             capture_output=True, text=True, timeout=180)
     if proc.returncode != 0 or not out.exists():
         raise BookError(f"printing {page.name} to PDF failed: {proc.stderr[-500:]}")

@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     bk = sub.add_parser("book", help="build the HTML book into _build/html")
     bk.add_argument("--from", dest="from_dir", type=pathlib.Path, default=None,
                     help="executed chapters to build from (default: run every chapter in smoke first)")
+    bk.add_argument("--check", action="store_true",
+                    help="then load every page in headless Chromium: script errors, broken links, figures, search")
     return parser
 
 
@@ -127,6 +129,20 @@ def cmd_book(args) -> int:
             return 1
     index = book.build(executed)
     print(f"book: {index}")
+    if args.check:
+        from . import book_check
+
+        reason = book_check.available()
+        if reason:
+            raise book.BookError(f"cannot check the book in a browser: {reason}")
+        built = {p.stem for p in (index.parent / "notebooks").glob("*.html")}
+        problems = book_check.check(index.parent, [c for c in find(None) if c.name in built])
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        if problems:
+            print(f"the browser check found {len(problems)} problem(s)", file=sys.stderr)
+            return 1
+        print("browser check: every page loads cleanly")
     return 0
 
 

@@ -217,6 +217,14 @@ def test_book_builds_from_the_executed_chapters_without_warnings(smoke_run, tmp_
     repro = (tmp_path / "_build" / "html" / "book" / "reproduction.html").read_text()
     assert re.search(r"effect \[95% CI\]", repro)          # this build's claims are on the page
     assert index.exists()
+    # as a reader's browser sees it: served over HTTP, every page loaded in headless Chromium
+    from ai4m_helpers import book_check
+
+    reason = book_check.available()
+    if reason:
+        print(f"browser check skipped: {reason}")
+    else:
+        assert book_check.check(tmp_path / "_build" / "html", CHAPTERS) == []
 
 
 @pytest.mark.notebook
