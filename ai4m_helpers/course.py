@@ -5,9 +5,11 @@
   parameters injected by papermill, and ``manifest.json`` saying who got what. Everything is
   checked before anything is written.
 * ``run``: every prepared chapter without a valid record is executed, on a local process pool or
-  as Ray tasks (:mod:`ai4m_helpers.executors`); finished runs are skipped, so a run can resume.
-* ``collect``: the records (or the students' hand-ins) as one table, a figure per chapter of the
-  main claim's effect against the varied knob, and a report a teacher can project.
+  as Ray tasks (:mod:`ai4m_helpers.executors`); the executed notebook and its record go to the
+  student's ``runs/`` folder, so the prepared notebook stays as handed out, and finished runs are
+  skipped, so a run can resume.
+* ``collect`` (:mod:`ai4m_helpers.course_report`): the records, or the students' hand-ins, as one
+  table, a figure per chapter and a report a teacher can project.
 
 A grid looks like::
 
@@ -17,14 +19,14 @@ A grid looks like::
     chapters:
       "07":
         seed: [0, 1, 2]
-        rule_weight: {range: [0.1, 1.0, 4]}    # 4 values from 0.1 to 1.0
+        kal_mu: {range: [0.5, 2.0, 4]}    # 4 values from 0.5 to 2.0
 
-A list means "one of these"; ``{range: [start, stop, count]}`` means evenly spaced values; a
-single value is given to everyone. A knob that itself takes a list is given as a list of lists.
+A list means "one of these"; ``{range: [start, stop, count]}`` means evenly spaced values (whole
+numbers for an integer knob); a single value is given to everyone. A knob that itself takes a
+list is given as a list of lists.
 """
 from __future__ import annotations
 
-import ast
 import csv
 import dataclasses
 import datetime as _dt
@@ -38,13 +40,15 @@ import numpy as np
 
 from .chapters import CHAPTERS, Chapter, find
 from .params import PROFILES, ParameterError
-from .results import code_version, load_record, parameters_digest
+from .results import code_version, load_record
 
 MANIFEST = "manifest.json"
+RUNS = "runs"                       # a student's executed notebooks and records (teacher's runs)
+REPORT_DIR = "report"
 ASSIGNMENTS = ("one-per-student", "round-robin", "random")
 GRID_KEYS = {"profile", "assign", "seed", "chapters"}
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-REPORT_DIR = "report"
+RESERVED_IDS = {REPORT_DIR, MANIFEST, RUNS}
 
 
 @dataclasses.dataclass
@@ -53,32 +57,41 @@ class Task:
     student: str
     chapter: Chapter
     parameters: dict
-    folder: pathlib.Path
+    folder: pathlib.Path           # the student's folder (absolute: Ray workers do not share our cwd)
     threads: int = 1               # math-library threads of the run's kernel (its CPU share)
 
     @property
+    def run_dir(self) -> pathlib.Path:
+        return self.folder / RUNS
+
+    @property
     def record_path(self) -> pathlib.Path:
-        return self.folder / f"{self.chapter.name}.results.json"
+        return self.run_dir / f"{self.chapter.name}.results.json"
 
 
 # -- the roster and the grid ------------------------------------------------------------------------
 def read_roster(path: str | pathlib.Path) -> list[dict]:
-    """Rows of a CSV with a ``student`` column (ids usable as folder names, each once); other
-    columns (name, group...) are kept."""
+    """Rows of a CSV with a ``student`` column (ids usable as folder names, each once, whatever
+    the case); other columns (name, group...) are kept. A byte-order mark (Excel) is fine."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ParameterError(f"roster {path} is not a file")
-    with open(path, newline="") as fh:
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(fh)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(fh)]
+    except UnicodeDecodeError:
+        raise ParameterError(f"roster {path} is not UTF-8 text; save it as 'CSV UTF-8'") from None
     if not rows or "student" not in rows[0]:
         raise ParameterError(f"roster {path} needs a 'student' column and at least one row")
     ids = [r["student"] for r in rows]
-    bad = [i for i in ids if not SAFE_ID.match(i)]
+    bad = [i for i in ids if not SAFE_ID.match(i) or i.lower() in RESERVED_IDS]
     if bad:
-        raise ParameterError(f"roster {path}: student ids must be letters, digits, '_', '.', '-': {bad[:3]}")
-    twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise ParameterError(f"roster {path}: student ids must be letters, digits, '_', '.', '-' and not one of "
+                             f"{sorted(RESERVED_IDS)}: {bad[:3]}")
+    lowered = [i.lower() for i in ids]
+    twice = sorted({i for i in ids if lowered.count(i.lower()) > 1})
     if twice:
-        raise ParameterError(f"roster {path}: student(s) listed twice: {twice}")
+        raise ParameterError(f"roster {path}: student(s) listed twice (letter case aside): {twice}")
     return rows
 
 
@@ -89,8 +102,8 @@ def read_grid(path: str | pathlib.Path) -> dict:
     if not path.is_file():
         raise ParameterError(f"grid {path} is not a file")
     try:
-        grid = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        grid = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ParameterError(f"grid {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     return check_grid(grid, str(path))
 
@@ -106,29 +119,43 @@ def check_grid(grid: Any, where: str = "grid") -> dict:
         raise ParameterError(f"{where}: profile must be one of {PROFILES}, not {grid['profile']!r}")
     if grid["assign"] not in ASSIGNMENTS:
         raise ParameterError(f"{where}: assign must be one of {ASSIGNMENTS}, not {grid['assign']!r}")
-    if not isinstance(grid["seed"], int) or isinstance(grid["seed"], bool):
-        raise ParameterError(f"{where}: seed must be an integer")
+    if not isinstance(grid["seed"], int) or isinstance(grid["seed"], bool) or grid["seed"] < 0:
+        raise ParameterError(f"{where}: seed must be a whole number >= 0")
     for name, knobs in grid["chapters"].items():
         if knobs is not None and not isinstance(knobs, dict):
             raise ParameterError(f"{where}: chapter {name!r} must map knob names to values")
     return grid
 
 
-def _values(name: str, spec) -> list:
+def _range(name: str, spec: dict, kind: type) -> list:
+    """``{range: [start, stop, count]}`` as values of the knob's type."""
+    if set(spec) != {"range"} or not isinstance(spec["range"], list) or len(spec["range"]) != 3:
+        raise ParameterError(f"knob {name!r}: a range is written {{range: [start, stop, count]}}")
+    start, stop, count = spec["range"]
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ParameterError(f"knob {name!r}: the count of a range must be a positive whole number")
+    try:
+        values = np.linspace(float(start), float(stop), count)
+    except (TypeError, ValueError):
+        raise ParameterError(f"knob {name!r}: a range needs numbers, got {start!r} and {stop!r}") from None
+    if kind is int:
+        if not np.allclose(values, np.round(values)):
+            raise ParameterError(f"knob {name!r} takes whole numbers; {spec['range']} gives {values.tolist()}")
+        return [int(round(v)) for v in values]
+    return [float(v) for v in values]
+
+
+def _values(name: str, spec, kind: type = float) -> list:
     """A grid entry as the list of values it stands for."""
     if isinstance(spec, dict):
-        if set(spec) != {"range"} or not isinstance(spec["range"], list) or len(spec["range"]) != 3:
-            raise ParameterError(f"knob {name!r}: a range is written {{range: [start, stop, count]}}")
-        start, stop, count = spec["range"]
-        if not isinstance(count, int) or count < 1:
-            raise ParameterError(f"knob {name!r}: the count of a range must be a positive integer")
-        return [float(v) for v in np.linspace(float(start), float(stop), count)]
+        return _range(name, spec, kind)
     return list(spec) if isinstance(spec, list) else [spec]
 
 
-def settings(chapter: Chapter, knobs: dict | None, profile: str) -> list[dict]:
-    """Every combination of the knobs' values (the grid's cartesian product), each checked by the
-    chapter's own parameter spec, joint constraints included."""
+def settings(chapter: Chapter, knobs: dict | None, profile: str) -> tuple[list[dict], list[str]]:
+    """Every combination of the knobs' values (the grid's cartesian product, the values of each knob
+    interleaved so that a prefix of it covers every value), each checked by the chapter's own
+    parameter spec, joint constraints included; and the knobs that take more than one value."""
     spec = chapter.spec()
     knobs = dict(knobs or {})
     for reserved in ("profile", "results_path"):
@@ -140,25 +167,32 @@ def settings(chapter: Chapter, knobs: dict | None, profile: str) -> list[dict]:
         raise ParameterError(f"chapter {chapter.number}: {err}") from None
     names, choices = list(knobs), []
     for name in names:
-        values = _values(name, knobs[name])
+        values = _values(name, knobs[name], spec.params[name].type)
         if not values:
             raise ParameterError(f"chapter {chapter.number}: knob {name!r} has no values")
         checked = []
         for v in values:
             try:
-                v = spec.coerce(name, v) if isinstance(v, str) else v
-                spec.check_value(name, v)
+                checked.append(spec.check_value(name, spec.coerce(name, v) if isinstance(v, str) else v))
             except ParameterError as err:
                 raise ParameterError(f"chapter {chapter.number}: {err}") from None
-            checked.append(v)
         choices.append(checked)
-    combos = [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+    combos = [dict(zip(names, combo)) for combo in _interleaved_product(choices)]
     for combo in combos:
         try:
             spec.resolve(profile=profile, **combo)
         except ParameterError as err:
             raise ParameterError(f"chapter {chapter.number}, {combo}: {err}") from None
-    return combos
+    return combos, [n for n, c in zip(names, choices) if len(c) > 1]
+
+
+def _interleaved_product(choices: list[list]) -> list[tuple]:
+    """The cartesian product ordered so that a prefix of it spreads over every knob's values (by
+    the largest value index, then their sum): round-robin over 30 students of a 3 x 20 grid gives
+    each of the 3 values to 10 of them, where the plain product would give 20 to the first."""
+    combos = list(itertools.product(*[range(len(c)) for c in choices]))
+    combos.sort(key=lambda idx: (max(i for i in idx) if idx else 0, sum(idx), idx))
+    return [tuple(c[i] for c, i in zip(choices, idx)) for idx in combos]
 
 
 def assign(students: Sequence[str], options: list[dict], how: str, seed: int) -> list[dict]:
@@ -179,15 +213,17 @@ def plan(roster: list[dict], grid: dict, chapters: Sequence[Chapter] = CHAPTERS)
     """Who gets which parameters, per chapter; raises ParameterError before anything is written."""
     students = [r["student"] for r in roster]
     chosen = {}
-    for i, (key, knobs) in enumerate(grid["chapters"].items()):
+    for key, knobs in grid["chapters"].items():
         try:
             (chapter,) = find([str(key)], chapters)
         except (KeyError, ValueError):
             raise ParameterError(f"grid names chapter {key!r}, which the book does not have") from None
-        options = settings(chapter, knobs, grid["profile"])
-        # each chapter draws from its own stream, so adding a chapter leaves the others' draws alone
-        picks = assign(students, options, grid["assign"], grid["seed"] * 1000 + i)
-        chosen[chapter.number] = (chapter, sorted(knobs or {}), picks)
+        if chapter.number in chosen:
+            raise ParameterError(f"grid names chapter {chapter.number} twice (as {key!r} too)")
+        options, varied = settings(chapter, knobs, grid["profile"])
+        # each chapter draws from its own stream, fixed by its number
+        picks = assign(students, options, grid["assign"], grid["seed"] * 1000 + int(chapter.number))
+        chosen[chapter.number] = (chapter, varied, picks)
     manifest = {"profile": grid["profile"], "assign": grid["assign"], "seed": grid["seed"],
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "code": code_version(),
@@ -206,28 +242,40 @@ def plan(roster: list[dict], grid: dict, chapters: Sequence[Chapter] = CHAPTERS)
 # -- make -----------------------------------------------------------------------------------------
 def make(roster_path, grid_path, out: pathlib.Path, chapters: Sequence[Chapter] = CHAPTERS,
          notebooks_dir: pathlib.Path | None = None) -> dict:
-    """Check the roster and grid, then write a folder per student and the manifest."""
-    import nbformat
+    """Check the roster, the grid, the chapters' notebooks and the output folder (which must be new
+    or empty), then write a folder per student and the manifest."""
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
+    from .runner import check_out_dir
+
     roster, grid = read_roster(roster_path), read_grid(grid_path)
-    out = pathlib.Path(out)
-    if (out / MANIFEST).exists():
-        raise ParameterError(f"{out} already holds a course ({MANIFEST}); choose another folder")
+    out = check_out_dir(pathlib.Path(out))
+    if out.exists() and any(out.iterdir()):
+        raise ParameterError(f"{out} is not empty; a course goes into a new or empty folder")
     manifest = plan(roster, grid, chapters)
     by_number = {c.number: c for c in chapters}
+    sources = {n: by_number[n].notebook(notebooks_dir) for n in manifest["chapters"]}
+    missing = [str(p) for p in sources.values() if not p.is_file()]
+    if missing:
+        raise ParameterError(f"chapter notebook(s) not found: {missing}")
     for student, entry in manifest["students"].items():
         folder = out / student
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True)
         for number, task in entry["chapters"].items():
             chapter = by_number[number]
-            nb = load_notebook_node(str(chapter.notebook(notebooks_dir)))   # papermill's reader adds the tag lists
+            nb = load_notebook_node(str(sources[number]))   # papermill's reader adds the tag lists
             params = {**task["parameters"], "results_path": f"{chapter.name}.results.json"}
             nb = parameterize_notebook(nb, params, report_mode=False)
-            nbformat.write(nb, str(folder / f"{chapter.name}.ipynb"))
+            (folder / f"{chapter.name}.ipynb").write_text(_nb_json(nb))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _nb_json(nb) -> str:
+    import nbformat
+
+    return nbformat.writes(nb) + "\n"
 
 
 def load_manifest(course: pathlib.Path) -> dict:
@@ -238,9 +286,10 @@ def load_manifest(course: pathlib.Path) -> dict:
 
 
 def tasks(course: pathlib.Path, chapters: Sequence[Chapter] = CHAPTERS) -> list[Task]:
+    course = pathlib.Path(course).resolve()
     manifest = load_manifest(course)
     by_number = {c.number: c for c in chapters}
-    return [Task(student, by_number[number], t["parameters"], pathlib.Path(course) / student)
+    return [Task(student, by_number[number], t["parameters"], course / student)
             for student, entry in manifest["students"].items() for number, t in entry["chapters"].items()]
 
 
@@ -260,171 +309,21 @@ def run(course: pathlib.Path, executor: str = "local", jobs: int = 1, address: s
     """Run every task without a valid record; returns the runner's entries of this call."""
     from . import executors
 
-    todo = [dataclasses.replace(t, threads=max(1, int(cpus_per_run)))
-            for t in tasks(course, chapters) if not is_complete(t)]
-    done = len(tasks(course, chapters)) - len(todo)
-    log(f"{len(todo)} run(s) to do, {done} already complete; executor {executor}, {jobs} at a time")
+    if executor == "local" and (address or gpus_per_run):
+        raise ParameterError("--address and --gpus-per-run go with --executor ray")
+    every = tasks(course, chapters)
+    todo = [dataclasses.replace(t, threads=max(1, int(cpus_per_run))) for t in every if not is_complete(t)]
+    log(f"{len(todo)} run(s) to do, {len(every) - len(todo)} already complete; executor {executor}, "
+        f"{jobs} at a time")
     if not todo:
         return []
-    return executors.execute(todo, executor, jobs, address=address, cpus_per_run=cpus_per_run,
-                             gpus_per_run=gpus_per_run, log=log)
+    with executors.course_lock(pathlib.Path(course)):
+        return executors.execute(todo, executor, jobs, address=address, cpus_per_run=cpus_per_run,
+                                 gpus_per_run=gpus_per_run, log=log)
 
 
-# -- collect --------------------------------------------------------------------------------------
-def notebook_parameters(path: pathlib.Path) -> dict:
-    """The literal values assigned in a notebook's parameter cells (the chapter's defaults, then
-    the ones papermill injected, which win)."""
-    import nbformat
+def collect(course: pathlib.Path, handins: pathlib.Path | None = None, chapters: Sequence[Chapter] = CHAPTERS):
+    """See :func:`ai4m_helpers.course_report.collect`."""
+    from .course_report import collect as _collect
 
-    values = {}
-    nb = nbformat.read(str(path), as_version=4)
-    for cell in nb.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if cell.cell_type != "code" or not {"parameters", "injected-parameters"} & set(tags):
-            continue
-        for node in ast.parse(cell.source).body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                try:
-                    values[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
-                    pass
-    return values
-
-
-def check_handin(record: dict, notebook: pathlib.Path | None) -> str | None:
-    """Why a handed-in record cannot be accepted, or None: its parameters must hash to the digest
-    written at run time, and the executed notebook's parameter cells must say the same."""
-    digest = record.get("parameters_sha256")
-    if not digest:
-        return "the record carries no parameter digest (made by an older version?)"
-    if parameters_digest(record["parameters"]) != digest:
-        return "the record's parameters were edited after the run"
-    if notebook is not None and notebook.exists():
-        cell = notebook_parameters(notebook)
-        edited = sorted(k for k, v in cell.items()
-                        if k in record["parameters"] and v is not None and v != record["parameters"][k])
-        if edited:
-            return f"the notebook's parameters differ from the record's: {edited}"
-    return None
-
-
-def _main_claim(record: dict) -> tuple[str | None, float | None]:
-    """The first claim with a numeric effect (a combined claim's first such part)."""
-    def walk(claims):
-        for c in claims:
-            if isinstance(c.get("effect"), (int, float)):
-                return c
-            found = walk(c.get("parts", []))
-            if found:
-                return found
-        return None
-
-    claim = walk(record.get("claims", []))
-    return (claim["name"], float(claim["effect"])) if claim else (None, None)
-
-
-def _row(student: str, number: str, manifest: dict, record: dict | None, status: str) -> dict:
-    assigned = manifest["students"][student]["chapters"][number]["parameters"]
-    varied = manifest["chapters"][number]["varied"]
-    row = {"student": student, "chapter": number, "status": status,
-           **{k: assigned.get(k) for k in varied}}
-    if record:
-        name, effect = _main_claim(record)
-        row.update({"main claim": name, "effect": effect, "time_s": record["timings_s"].get("total"),
-                    "verdicts": ", ".join(f"{c['verdict']}" for c in record["claims"])})
-    return row
-
-
-def collect(course: pathlib.Path, handins: pathlib.Path | None = None,
-            chapters: Sequence[Chapter] = CHAPTERS):
-    """One row per student and chapter: the assigned knobs, status, main claim's effect, verdicts.
-    Records come from the course folder, or from ``handins`` (a folder per student) after the
-    tamper check. Writes ``report/`` (table, figures, Markdown and HTML) and returns the table."""
-    import pandas as pd
-
-    course = pathlib.Path(course)
-    manifest = load_manifest(course)
-    source = pathlib.Path(handins) if handins else course
-    if handins and not source.is_dir():
-        raise ParameterError(f"--handins {source} is not a folder")
-    rows = []
-    for task in tasks(course, chapters):
-        record_path = source / task.student / task.record_path.name
-        status, record = "not run", None
-        if record_path.exists():
-            try:
-                record = load_record(record_path)
-            except ValueError as err:
-                status = f"refused: unreadable record ({err})"
-            else:
-                problem = check_handin(record, record_path.with_name(f"{task.chapter.name}.ipynb")) if handins \
-                    else None
-                if problem:
-                    status, record = f"refused: {problem}", None
-                elif any(record["parameters"].get(k) != v for k, v in task.parameters.items()):
-                    status, record = "refused: not the assigned parameters", None
-                else:
-                    status = "ok"
-        elif _failed(course / task.student, task.chapter):
-            status = "failed"
-        rows.append(_row(task.student, task.chapter.number, manifest, record, status))
-    table = pd.DataFrame(rows)
-    report(table, manifest, course / REPORT_DIR)
-    return table
-
-
-def _failed(folder: pathlib.Path, chapter: Chapter) -> bool:
-    path = folder / "summary.json"
-    if not path.exists():
-        return False
-    entries = json.loads(path.read_text()).get("chapters", {})
-    return entries.get(chapter.name, {}).get("status") == "failed"
-
-
-def report(table, manifest: dict, out: pathlib.Path) -> pathlib.Path:
-    """``table.csv``, a figure per chapter and ``report.md`` / ``report.html`` in ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "table.csv", index=False)
-    lines = [f"# Course report ({manifest['profile']} profile, {len(manifest['students'])} students)", ""]
-    for number, info in manifest["chapters"].items():
-        part = table[table["chapter"] == number]
-        lines += [f"## {number} — {info['title']}", ""]
-        ok = part[part["status"] == "ok"]
-        lines.append(f"{len(ok)} of {len(part)} runs complete.")
-        flagged = part[part["status"] != "ok"]
-        if len(flagged):
-            lines.append("Flagged: " + "; ".join(f"{r.student} ({r.status})" for r in flagged.itertuples()))
-        if len(ok) and info["varied"] and "effect" in ok and ok["effect"].notna().any():
-            x = info["varied"][0]
-            fig, ax = plt.subplots(figsize=(4.5, 3))
-            ax.scatter([str(v) if not isinstance(v, (int, float)) else v for v in ok[x]], ok["effect"])
-            ax.set_xlabel(x)
-            ax.set_ylabel("effect of the main claim")
-            ax.set_title(str(ok["main claim"].iloc[0])[:60], fontsize=8)
-            fig.tight_layout()
-            fig.savefig(out / f"{number}.png", dpi=100)
-            plt.close(fig)
-            lines += ["", f"![{number}]({number}.png)"]
-        lines += ["", part.drop(columns="chapter").to_markdown(index=False), ""]
-    text = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(text)
-    (out / "report.html").write_text(_html(text))
-    return out / "report.md"
-
-
-def _html(markdown_text: str) -> str:
-    """The report as a self-contained HTML page (markdown-it ships with the book's tools)."""
-    try:
-        from markdown_it import MarkdownIt
-
-        body = MarkdownIt().enable("table").render(markdown_text)
-    except ImportError:   # plain text, still readable
-        import html
-
-        body = f"<pre>{html.escape(markdown_text)}</pre>"
-    return f"<!doctype html><meta charset='utf-8'><title>Course report</title>\n{body}"
+    return _collect(course, handins, chapters)

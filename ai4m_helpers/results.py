@@ -66,6 +66,14 @@ def parameters_digest(parameters: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def record_digest(data: Mapping[str, Any]) -> str:
+    """SHA-256 of a whole record (its own digest aside) as canonical JSON: any edit after the run,
+    to parameters, metrics or claims, changes it. It catches honest mistakes and casual edits; it
+    is not a signature (anyone with this function can recompute it)."""
+    body = {k: v for k, v in data.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _jsonable(value: Any) -> Any:
     """Turn numpy / torch scalars and arrays into plain JSON values; NaN becomes null."""
     if isinstance(value, Mapping):
@@ -129,6 +137,7 @@ class ResultsRecord:
         """Finish and write to ``path`` (nothing is written when it is empty)."""
         data = self.finish()
         validate_record(data)
+        data["record_sha256"] = record_digest(json.loads(json.dumps(data)))
         if path:
             path = pathlib.Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)

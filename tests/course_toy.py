@@ -14,6 +14,8 @@ PARAMS = ParamSpec({
     "x": Param(float, 1.0, min=-10.0, max=10.0, help="the toy's knob"),
     "crash": Param(bool, False, help="fail inside the notebook"),
     "kill_once": Param(str, "", help="a marker path: the first run kills the worker running it"),
+    "kill_always": Param(bool, False, help="every run kills the worker running it"),
+    "n": Param(int, 1, min=1, max=100, help="an integer knob"),
 })
 
 PARAMETERS = '''profile = "smoke"
@@ -22,7 +24,9 @@ device = "cpu"
 results_path = ""
 x = None
 crash = None
-kill_once = None'''
+kill_once = None
+kill_always = None
+n = None'''
 
 BODY = '''import os, pathlib
 from ai4m_helpers.chapter import start_chapter
@@ -32,6 +36,8 @@ P, DEVICE, record = start_chapter("99", PARAMS, globals())
 if P["kill_once"] and not pathlib.Path(P["kill_once"]).exists():
     pathlib.Path(P["kill_once"]).write_text("killed")
     os.kill(os.getppid(), 9)   # the process running this notebook dies: a lost run
+if P["kill_always"]:
+    os.kill(os.getppid(), 9)
 if P["crash"]:
     raise RuntimeError("a planned failure")
 record.add_metrics(y=2 * P["x"] + P["seed"])

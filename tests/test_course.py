@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from ai4m_helpers import course
+from ai4m_helpers import course, course_report
 from ai4m_helpers.params import ParameterError
 
 import course_toy
@@ -47,6 +47,25 @@ def test_roster_and_grid_mistakes_are_refused_in_one_line(tmp_path):
     bad.write_text("name\nada\n")
     with pytest.raises(ParameterError, match="'student' column"):
         course.read_roster(bad)
+    bad.write_text("student\nAda\nada\n")
+    with pytest.raises(ParameterError, match="listed twice"):
+        course.read_roster(bad)                                   # one folder on a Mac or Windows
+    bad.write_text("student\nreport\n")
+    with pytest.raises(ParameterError, match="not one of"):
+        course.read_roster(bad)
+    bad.write_bytes("\ufeffstudent,name\nada,Ada\n".encode("utf-8"))   # Excel's "CSV UTF-8"
+    assert course.read_roster(bad) == [{"student": "ada", "name": "Ada"}]
+    bad.write_bytes(b"student\n\xe9l\xe8ve\n")
+    with pytest.raises(ParameterError, match="UTF-8"):
+        course.read_roster(bad)
+    with pytest.raises(ParameterError, match="seed must be"):
+        course.check_grid({"chapters": {"99": {}}, "seed": -1})
+    with pytest.raises(ParameterError, match="needs numbers"):
+        course._values("x", {"range": ["a", 1, 3]})
+    with pytest.raises(ParameterError, match="whole numbers"):
+        course._values("n", {"range": [1, 2, 3]}, int)
+    with pytest.raises(ParameterError, match="twice"):
+        course.plan([{"student": "a"}], course.check_grid({"chapters": {"99": {}, "toy": {}}}), CHAPTERS)
     with pytest.raises(ParameterError, match="unknown key"):
         course.check_grid({"chapters": {"99": {}}, "students": 3})
     with pytest.raises(ParameterError, match="assign must be"):
@@ -72,23 +91,34 @@ def test_assignment_is_deterministic_and_follows_the_rule():
         course.assign(students, options, "one-per-student", 0)
     drawn = course.assign(students, options, "random", 7)
     assert drawn == course.assign(students, options, "random", 7) and all(d in options for d in drawn)
-    grid = course.check_grid({"chapters": {"99": {"x": {"range": [0.0, 1.0, 3]}, "seed": [4]}}})
+    grid = course.check_grid({"chapters": {"99": {"x": {"range": [0.0, 1.0, 3]}, "seed": [4], "n": {"range": [1, 5, 3]}}}})
     plan = course.plan([{"student": s} for s in students], grid, CHAPTERS)
-    xs = [plan["students"][s]["chapters"]["99"]["parameters"]["x"] for s in students]
-    assert xs == [0.0, 0.5, 1.0, 0.0]
-    assert plan["chapters"]["99"]["varied"] == ["seed", "x"]
+    got = [plan["students"][s]["chapters"]["99"]["parameters"] for s in students]
+    assert all(isinstance(g["n"], int) and g["n"] in (1, 3, 5) and g["seed"] == 4 for g in got)
+    assert plan["chapters"]["99"]["varied"] == ["x", "n"]                 # a single value does not vary
 
 
-def test_make_writes_parameterised_notebooks_and_a_manifest_and_refuses_to_overwrite(toy):
+def test_round_robin_over_a_prefix_of_the_grid_still_spreads_every_knob():
+    grid = course.check_grid({"chapters": {"99": {"x": [1.0, 2.0, 3.0], "seed": list(range(20))}}})
+    plan = course.plan([{"student": f"s{i}"} for i in range(30)], grid, CHAPTERS)
+    xs = [e["chapters"]["99"]["parameters"]["x"] for e in plan["students"].values()]
+    assert sorted(xs.count(v) for v in (1.0, 2.0, 3.0)) == [10, 10, 10]
+
+
+def test_make_writes_parameterised_notebooks_and_a_manifest_and_refuses_a_used_folder(toy):
     manifest = make(toy)
     out = toy[3]
     assert set(manifest["students"]) == {"ada", "bob", "cy", "dee"}
-    params = course.notebook_parameters(out / "bob" / "99_toy.ipynb")
+    params = course_report.notebook_parameters(out / "bob" / "99_toy.ipynb")
     assert params["x"] == 1.5 and params["seed"] == 1 and params["results_path"] == "99_toy.results.json"
     assert json.loads((out / course.MANIFEST).read_text())["students"]["cy"]["chapters"]["99"]["parameters"] == \
         {"profile": "smoke", "seed": 1, "x": 0.5}
-    with pytest.raises(ParameterError, match="already holds a course"):
+    with pytest.raises(ParameterError, match="not empty"):
         make(toy)
+    roster, grid, notebooks, _ = toy
+    with pytest.raises(ParameterError, match="not found"):
+        course.make(roster, grid, out.parent / "elsewhere", chapters=CHAPTERS, notebooks_dir=out.parent / "none")
+    assert not (out.parent / "elsewhere").exists() or not any((out.parent / "elsewhere").iterdir())
 
 
 @pytest.mark.notebook
@@ -106,6 +136,11 @@ def test_run_is_resumable_one_failure_keeps_the_others_and_collect_flags_it(toy)
     assert dict(zip(table["student"], table["status"])) == {"ada": "ok", "bob": "ok", "cy": "ok", "dee": "failed"}
     assert (out / "report" / "report.md").exists() and (out / "report" / "99.png").exists()
     assert "dee (failed)" in (out / "report" / "report.md").read_text()
+    assert set(table.loc[table["status"] == "ok", "metric: y"]) == {2 * 1.5 + 1, 2 * 0.5 + 1}
+    # the prepared notebooks stay as handed out; the executed ones are in runs/
+    assert "kill_once" in (out / "ada" / "99_toy.ipynb").read_text()
+    assert json.loads((out / "ada" / "99_toy.ipynb").read_text())["cells"][-1]["outputs"] == []
+    assert (out / "ada" / "runs" / "99_toy.ipynb").exists()
 
 
 @pytest.mark.notebook
@@ -120,30 +155,56 @@ def test_a_run_whose_worker_dies_is_retried_and_its_record_appears_once(toy, exe
     assert marker.exists()                                               # the first attempt died
     assert sorted(e["student"] for e in entries) == ["ada", "bob", "cy", "dee"]
     assert all(e["status"] == "ok" for e in entries)
-    assert len(list((out / "ada").glob("*.results.json"))) == 1
-    records = {s: json.loads((out / s / "99_toy.results.json").read_text()) for s in ("bob", "cy")}
+    records = {s: json.loads((out / s / "runs" / "99_toy.results.json").read_text()) for s in ("bob", "cy")}
     assert records["bob"]["metrics"]["y"] == 2 * 1.5 + 1 and records["cy"]["metrics"]["y"] == 2 * 0.5 + 1
 
 
 @pytest.mark.notebook
-def test_handins_with_edited_parameters_are_refused(toy, tmp_path):
+def test_a_run_whose_worker_always_dies_fails_alone_after_its_retries(toy):
+    make(toy)
+    out = toy[3]
+    nb = out / "bob" / "99_toy.ipynb"
+    nb.write_text(nb.read_text().replace("kill_always = None", "kill_always = True", 1))
+    entries = course.run(out, "local", jobs=2, chapters=CHAPTERS, log=lambda *_: None)
+    status = {e["student"]: e["status"] for e in entries}
+    assert status == {"ada": "ok", "bob": "failed", "cy": "ok", "dee": "ok"}
+    lost = next(e for e in entries if e["student"] == "bob")
+    assert lost["error"]["ename"] == "WorkerLost"
+    summary = json.loads((out / "bob" / "runs" / "summary.json").read_text())
+    assert summary["chapters"]["99_toy"]["status"] == "failed"
+
+
+@pytest.mark.notebook
+def test_handins_edited_after_the_run_are_refused_and_a_bad_one_stops_nobody(toy, tmp_path):
     make(toy)
     out = toy[3]
     course.run(out, "local", jobs=2, chapters=CHAPTERS, log=lambda *_: None)
     handins = tmp_path / "handins"
-    for s in ("ada", "bob", "cy"):
-        shutil.copytree(out / s, handins / s)
+    for s in ("ada", "bob", "cy", "dee"):
+        shutil.copytree(out / s / "runs", handins / s)
     record = handins / "bob" / "99_toy.results.json"
     data = json.loads(record.read_text())
-    data["parameters"]["x"] = 9.0                                        # edited after the run
+    data["parameters"]["x"] = 9.0                                        # parameters edited after the run
     record.write_text(json.dumps(data))
     nb = handins / "cy" / "99_toy.ipynb"
     nb.write_text(nb.read_text().replace('x = 0.5', 'x = 3.0'))          # the notebook edited after the run
+    record = handins / "dee" / "99_toy.results.json"
+    data = json.loads(record.read_text())
+    data["metrics"]["y"] = 100.0                                         # a result edited after the run
+    record.write_text(json.dumps(data))
+    (handins / "zed").mkdir()                                            # a folder of nobody on the roster
     table = course.collect(out, handins, chapters=CHAPTERS)
     status = dict(zip(table["student"], table["status"]))
-    assert status["ada"] == "ok" and status["dee"] == "not run"
+    assert status["ada"] == "ok"
     assert status["bob"] == "refused: the record's parameters were edited after the run"
     assert status["cy"].startswith("refused: the notebook's parameters differ")
+    assert status["dee"] == "refused: the record was edited after the run"
+    assert "match no student: zed" in (out / "report" / "report.md").read_text()
+    (handins / "ada" / "99_toy.ipynb").unlink()
+    (handins / "bob" / "99_toy.results.json").write_text("null")         # not a record at all
+    status = dict(zip(*[course.collect(out, handins, chapters=CHAPTERS)[c] for c in ("student", "status")]))
+    assert status["ada"] == "refused: the executed notebook 99_toy.ipynb was not handed in"
+    assert status["bob"].startswith("refused: unreadable")
 
 
 def readme_commands() -> list[str]:
@@ -171,3 +232,5 @@ def test_the_readme_teaching_commands_run_verbatim(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
     table = (tmp_path / "course" / "report" / "table.csv").read_text()
     assert table.count(",ok,") == 3
+    html = (tmp_path / "course" / "report" / "report.html").read_text()
+    assert "<table>" in html and "<script" not in html
