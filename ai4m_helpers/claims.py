@@ -130,23 +130,18 @@ def proportion(successes: int, trials: int, unit: str, level: float = LEVEL) -> 
 
 def bootstrap(statistic: Callable[..., float], samples: Sequence[np.ndarray], unit: str,
               resamples: int, seed: int | np.random.Generator = 0, paired_samples: bool = True,
-              level: float = LEVEL, interval: str = "percentile") -> Estimate:
-    """A statistic of one or more samples with a bootstrap interval (scipy's).
+              level: float = LEVEL) -> Estimate:
+    """A statistic of one or more samples with a percentile bootstrap interval (scipy's).
 
     With ``paired_samples`` the samples are resampled together, index by index (the same test
-    images for every array); otherwise each sample is resampled on its own (two groups).
-    ``interval="basic"`` reflects the bootstrap distribution about the estimate, which undoes a
-    bias that resampling itself adds (a maximum over many points, such as a Kolmogorov-Smirnov
-    statistic, is inflated on resamples that repeat points)."""
+    images for every array); otherwise each sample is resampled on its own (two groups)."""
     from scipy import stats
 
     samples = [np.asarray(s) for s in samples]
     value = float(statistic(*samples))
     # Paired samples are one set of replicates; independent ones add up.
     n = len(samples[0]) if paired_samples else sum(len(s) for s in samples)
-    if interval not in ("percentile", "basic"):
-        raise ValueError(f"interval must be 'percentile' or 'basic', not {interval!r}")
-    method = f"{interval} bootstrap"
+    method = "percentile bootstrap"
     if not math.isfinite(value):
         return Estimate(value, None, n, unit, method, reason="the statistic is not finite on the data")
     if min(len(s) for s in samples) < 2:
@@ -154,7 +149,7 @@ def bootstrap(statistic: Callable[..., float], samples: Sequence[np.ndarray], un
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         res = stats.bootstrap(samples, statistic, n_resamples=resamples, paired=paired_samples,
-                              vectorized=False, confidence_level=level, method=interval, random_state=rng)
+                              vectorized=False, confidence_level=level, method="percentile", random_state=rng)
     lo, hi = res.confidence_interval
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return Estimate(value, None, n, unit, method, reason="the statistic is not finite on some resamples")

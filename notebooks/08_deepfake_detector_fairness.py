@@ -118,8 +118,8 @@ from ai4m_helpers.fairness import experiment as ex, plots
 # lighting, camera blur and sensor noise vary on every image, independently of the attributes.
 #
 # Two "datasets" stand in for two benchmarks made by different manipulation methods, each audited
-# on its own: **blend**, the seam a face swap leaves along the face outline (a checkerboard ring),
-# and **upsample**, the periodic grid a transposed-convolution generator leaves inside the face.
+# on its own: **blend**, the seam a face swap leaves where its blending mask fades (a checkerboard
+# ring inside the face), and **upsample**, the periodic grid a transposed-convolution generator leaves inside the face.
 # Both traces are period-2 patterns, which real traces are not (a real blending boundary is mostly
 # a low-frequency mismatch of colour and sharpness), and the two datasets share their faces,
 # labels and noise and differ in the trace alone: two correlated tests of one population, not two
@@ -139,18 +139,22 @@ plt.show()
 # %% [markdown]
 # **What the generator plants, and what it does not.** The trace has the same amplitude on every
 # face, it is zero-mean on each face (so it adds no brightness that a brighter face would hide),
-# and the face's own features (eyes, mouth, forehead lines, glasses) darken the skin by fixed
-# amounts, so that they are as contrasted on every skin. Two measurements check it on the test
-# faces. *Visibility*: the RMS difference between each face and its manipulated twin, per value of
-# every attribute. *Detectability*: how well an oracle that knows each face's trace template (a
-# matched filter) tells the face from its twin, as an area under the ROC curve; it is measured at a
-# tenth of the trace's strength, where it is far from perfect and differences can show. Amplitude
-# alone can be equal while detectability is not: what the face itself puts in the trace's way
-# counts too. The remaining differences (a few hundredths of AUC, mostly for age and glasses,
-# whose forehead lines and frames sit where the upsampling grid is) are what the face's content
-# does; the claims are about skin tone. One knob plants a bias: `luminance_scaling` at 1 makes the
-# trace follow the skin's luminance, as blending traces can on real footage; the second table shows
-# what it does to detectability. It is 0 here; an exercise turns it on.
+# it stays a pixel or two inside the face outline (the camera blur would otherwise spread it over
+# the edge between skin and hair or background, whose contrast depends on the skin), and the
+# face's own features (eyes, mouth, forehead lines, glasses) darken the skin by fixed amounts, so
+# that they are as contrasted on every skin. Two measurements check it on the test faces.
+# *Visibility*: the RMS difference between each face and its manipulated twin, per value of every
+# attribute. *Detectability*: how well an oracle that knows each face's trace template (a matched
+# filter) tells the face from its twin, as an area under the ROC curve, measured at a tenth of the
+# trace's strength, where it is far from perfect and differences can show. Amplitude alone can be
+# equal while detectability is not: what the face itself puts in the trace's way counts too. For
+# the protected attributes the differences are within sampling error (a test checks it over
+# several draws). One non-protected attribute is different by construction, and knowingly:
+# glasses frames lie on the blending ring, so the blend trace is harder to see behind them; it is
+# the audit's positive control, an attribute whose disparity the audit should find. One knob plants
+# a skin-tone bias: `luminance_scaling` at 1 makes the trace follow the skin's luminance, as
+# blending traces can on real footage; the second table shows what it does to detectability. It
+# is 0 here; an exercise turns it on.
 
 # %%
 visibility = pd.DataFrame(
@@ -188,7 +192,7 @@ detect.round(3)
 #
 # Each detector predicts the test set, and a subset of test images, a quarter from each skin tone ×
 # label, is attacked: with ART's DeepFool through ART's `PyTorchClassifier` (L2) and with a PGD
-# search for the smallest L∞ budget that flips the verdict (geometric bisection, about 2 %
+# search for the smallest L∞ budget that flips the verdict (geometric bisection, about 1.5 %
 # resolution), both white box (the auditor holds the model), and with HopSkipJump through ART's
 # `BlackBoxClassifier` around a label-only service (what anyone with API access can do), on a
 # subset of the same images. Each attack returns, per image, the size of the smallest perturbation
@@ -288,13 +292,18 @@ for d in P["datasets"]:
 # ## Robustness bias
 #
 # $R_g(\tau)$ is the share of group $g$'s images whose verdict survives every perturbation of size
-# up to $\tau$. Robustness bias is the largest gap between two groups' curves, computed exactly
-# (it is the two-sample Kolmogorov-Smirnov statistic of the groups' distances). An attack that
-# failed on an image counts as "never flipped" (the curves say so at the right end), and the
-# success rates are reported beside, since failures bias the estimate. Curves and statistics are
-# averaged over the detectors trained from different seeds (the same images are attacked for
-# each). The table splits the attacked images by direction too: *evasion* (a fake pushed to
-# "genuine", what a forger wants) and *false alarm* (a genuine face pushed to "fake").
+# up to $\tau$; Nanda et al.'s robustness bias is the largest gap between two groups' curves,
+# computed exactly (it is the two-sample Kolmogorov-Smirnov statistic of the groups' distances).
+# The curves mix genuine and fake images, whose distances differ, and only correctly classified
+# images count, so a group's mix of labels moves its curve; the claims therefore use a statistic
+# taken within each label: $P$(a dark-skinned image is closer to the boundary than a
+# light-skinned one of the same label), averaged over the two labels (0.5: no order; its size
+# and sign both read directly). An attack that failed on an image counts as "never flipped" (the
+# curves say so at the right end), and the success rates are reported beside, since failures bias
+# the estimate. Curves and statistics are averaged over the detectors trained from different seeds
+# (the same images are attacked for each). The table splits the attacked images by direction too:
+# *evasion* (a fake pushed to "genuine", what a forger wants) and *false alarm* (a genuine face
+# pushed to "fake").
 
 # %%
 taus = {attack: ex.taus_for(audits, attack) for attack in (*ex.WHITE, ex.BLACK)}
@@ -329,15 +338,15 @@ rb_table.round(3)
 #
 # The original audit looked at several attributes, protected and not. The table gives, per
 # attribute, the accuracy of each value, AIF360's output differences (value 1 minus value 0) and
-# the robustness bias under both white-box attacks with its chance level: the largest gap between
-# two curves is positive even when the groups do not differ (it is a two-sample
-# Kolmogorov-Smirnov statistic), so only the excess over its mean under shuffled labels counts.
-# The figure shows that excess (only correctly classified images count); the dotted line marks
-# 0.2, the margin the claims use.
+# the robustness bias under both white-box attacks: $P$(an image with value 1 is closer to the
+# boundary than one with value 0 and the same label), the largest gap between the curves and its
+# chance level (the gap is positive even when the groups do not differ: its mean with the values
+# shuffled within each label), and the ratio of median distances. The figure shows $P - 0.5$
+# (above zero: value 1 is closer); the dotted lines mark ±0.1, the margin the claims use.
 
 # %%
 attributes = ex.attribute_table(audits, tests, P["seed"])
-plots.attribute_bars(attributes, ex.LARGE_RB)
+plots.attribute_bars(attributes, ex.LARGE_BIAS)
 plt.show()
 attributes.round(3)
 
@@ -357,23 +366,26 @@ intersections.round(3)
 # correlated ones) and held only if held on both, against margins fixed in the code before any run:
 # 1. on the detector trained on imbalanced data, output fairness for skin tone looks acceptable
 #    (every difference within ±0.1 and disparate impact within the four-fifths range 0.8-1.25, the
-#    fair ranges of AIF360's documentation) while the robustness bias under DeepFool is large: at
-#    least 0.2 above its chance level, in either direction (as Nanda et al. define it; the evidence
-#    says which skin tone is closer: the probability that a dark-skinned image is closer to the
-#    boundary than a light-skinned one). Intervals over test images (the detectors of every seed
-#    share each resample), so this claim is about these detectors, not about retraining; for the
-#    largest gap the interval is the basic bootstrap, since resampling inflates a maximum;
+#    fair ranges of AIF360's documentation) while the robustness bias under DeepFool is large: one
+#    skin tone is closer to the boundary than the other, at equal label, in at least 60 % of pairs
+#    (in either direction, as robustness bias is defined: the share is folded to the side the data
+#    show, and the evidence gives the signed share, the largest curve gap and its chance level).
+#    95 % percentile bootstrap intervals over test images (within each skin tone × label for the
+#    robustness part; the detectors of every seed share each resample), so this claim is about
+#    these detectors, not about retraining;
 # 2. each white-box estimate (DeepFool, PGD search) agrees with the black-box one (HopSkipJump) on
-#    the images both attacked: the log ratio of the skin tones' median distances differs between
-#    the two by less than log 1.5 (an equivalence test: the interval must lie inside ±log 1.5;
-#    entirely outside, the attacks disagree), on the detector attacked through the service;
-# 3. balancing the training data lowers both the largest output gap and the robustness bias:
-#    balanced minus imbalanced, paired per seed with a Student-t interval, since what balancing
-#    changes is the trained detector (one seed, as in `smoke`, cannot decide it);
-# 4. adversarial training leaves the robustness bias in place: the defended detector's robustness
-#    bias (above chance) is lower than its clean control's by less than 0.1, paired per seed; the
-#    change against the undefended detector is in the evidence. "Not held" means the defence
-#    removed a sizeable part of the bias.
+#    the images both attacked, on the detector attacked through the service: they put the skin
+#    tones in the same order (each attack's answer is a verdict on "dark skin is closer"; both must
+#    give the same one, so two attacks that cannot tell the order leave it inconclusive), and the
+#    ratio of the skin tones' median distances differs between them by less than a factor 1.5 (an
+#    equivalence test: the interval of the log difference must lie inside ±log 1.5);
+# 3. balancing the training data lowers both the largest output gap and the size of the robustness
+#    bias, $|P - 0.5|$: balanced minus imbalanced, paired per seed with a Student-t interval, since
+#    what balancing changes is the trained detector (one seed, as in `smoke`, cannot decide it);
+# 4. adversarial training leaves the robustness bias in place: the defended detector's $|P - 0.5|$
+#    is lower than its clean control's by less than 0.05, paired per seed; the signed shares of
+#    every arm are in the evidence, since a defence can keep the size of a bias and reverse it.
+#    "Not held" means the defence removed a sizeable part of the bias.
 
 # %%
 claims = record.add_claims(ex.decide_claims(audits, tests, P))
@@ -381,21 +393,26 @@ claims_table(claims)
 
 # %% [markdown]
 # **Reading the result.** The generator gives the manipulation the same amplitude on every face
-# and, within a few hundredths of AUC, the same detectability to an oracle; so a disparity between
-# skin tones comes from how the detector learnt, not from a fainter trace. Two mechanisms can
-# produce one. *Representation*: with few dark-skinned faces in training, the detector has seen
-# fewer genuine dark-skinned faces and is less sure what "genuine" looks like for them; balancing
-# the data addresses this, and claim 3 tests whether it does. *Confusable content*: an attribute
-# that puts texture where the detector looks for the trace (forehead lines and glasses frames
-# inside the face, where the upsampling grid lies; the outline against hair or background, where
-# the blending seam lies) can move faces towards or away from the boundary even when the
-# attribute is balanced; the attribute table shows which attributes do this for which generator
-# family (read it in `full`: in `smoke` most of its gaps are within chance), and balancing skin
-# tone cannot help there. (AIF360's `Reweighing` would not help either: it reweights label × group
-# cells, and here the label is independent of every attribute.) Attack distances are upper bounds
-# on the true distance, and how loose they are may itself differ between groups; the black-box
-# estimate is the loosest (HopSkipJump is far from converged at these budgets), which is why claim
-# 2 compares the groups' order and ratio, not the distances.
+# and, within sampling error, the same detectability to an oracle on every protected group; so a
+# disparity between skin tones comes from how the detector learnt, not from a fainter trace. Two
+# mechanisms can produce one. *Representation*: with few dark-skinned faces in training, the
+# detector has seen fewer genuine dark-skinned faces and is less sure what "genuine" looks like
+# for them; balancing the data addresses this, and claim 3 tests whether it does. *Confusable
+# content*: an attribute that puts texture where the detector looks for the trace can move faces
+# towards or away from the boundary even when the attribute is balanced; glasses on the blending
+# ring are the built-in example, and the attribute table shows which others do it for which
+# generator family (read it in `full`: in `smoke` most of its gaps are within chance). Balancing
+# skin tone cannot help there. (AIF360's `Reweighing` would not help either: it reweights label ×
+# group cells, and here the label is independent of every attribute.) Attack distances are upper
+# bounds on the true distance, and how loose they are may itself differ between groups; the
+# black-box estimate is the loosest (HopSkipJump is far from converged at these budgets), which
+# is why claim 2 compares the groups' order and ratio, not the distances.
+#
+# Two cautions for reading the comparisons. The detectors are trained for a fixed number of
+# epochs, not to convergence: two more clean epochs (the control) already move the output gaps,
+# so the imbalanced detector is a snapshot of training, and so is each comparison with it. And
+# each detector's statistics are computed on the attacked images it classifies correctly, so a
+# paired difference between two detectors also contains the change in which images those are.
 #
 # What was simplified: generated faces instead of FaceForensics++, CelebDF or DFDC; binary
 # attributes, with sex presentation reduced to hair length; one additive period-2 trace per

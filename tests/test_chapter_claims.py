@@ -220,14 +220,19 @@ def test_chapter_08_claims_on_a_known_case():
     audits, tests = _audits(seeds=3, datasets=("blend", "upsample"))
     acceptable, agree, balancing, defence = ex.decide_claims(audits, tests, p)
     assert set(acceptable.parts) == {"blend", "upsample"}                  # decided per dataset
-    rb = acceptable.parts["blend"].parts["robustness bias (DeepFool) is large: max RB above its chance level"]
-    assert rb.verdict == HELD and 0 < rb.evidence["chance level"] < 0.5
-    assert rb.evidence["P(dark skin closer)"] > 0.9
-    assert rb.estimate.method == "basic bootstrap"
+    rb = acceptable.parts["blend"].parts["robustness bias (DeepFool) is large"]
+    assert rb.verdict == HELD and 0 < rb.evidence["chance level of max RB"] < 0.5
+    assert rb.evidence["P(dark skin closer)"] > 0.9 and rb.evidence["max RB (curves)"] > 0.9
+    light, _ = _audits(seeds=3, vulnerable_group=0)                        # light skin closer: also a bias
+    rb = ex.acceptable_claim(light, one_test := _audits(seeds=1)[1], p).parts["blend"].parts[
+        "robustness bias (DeepFool) is large"]
+    assert rb.verdict == HELD and rb.evidence["P(dark skin closer)"] < 0.1
     assert agree.parts["blend"].parts["imbalanced: DeepFool and HopSkipJump"].verdict == HELD
     assert balancing.parts["upsample"].parts["robustness bias (DeepFool)"].verdict == HELD
-    assert defence.verdict == HELD                                          # the defence left the gap alone
-    helped, one_test = _audits(seeds=3, defence_helps=True)
+    # perfectly separated groups give every seed the same size of bias: six seeds decide that exactly
+    kept, _ = _audits(seeds=6)
+    assert ex.defence_claim(kept, one_test, p).verdict == HELD              # the defence left the bias alone
+    helped, _ = _audits(seeds=3, defence_helps=True)
     assert ex.defence_claim(helped, one_test, p).verdict == NOT_HELD
     one_seed, _ = _audits(seeds=1)
     assert ex.balancing_claim(one_seed, one_test, p).verdict == INCONCLUSIVE
@@ -248,3 +253,25 @@ def test_chapter_08_agreement_is_an_equivalence_on_the_same_images():
     # uniformly looser black-box distances change no ratio: they agree
     looser, _ = _audits(seeds=2, hsj_factor=4.0)
     assert ex.agreement_claim(looser, tests, p).verdict == HELD
+    # small ratios in opposite directions (x1.2 each way) are within x1.5 but not in the same order
+    mild, _ = _audits(seeds=2)
+    for a in mild:
+        for name in (*ex.WHITE, ex.BLACK):
+            d, idx = a.distances[name]
+            dark = tests["blend"].attributes["skin"][idx] == 1
+            closer = dark if name != ex.BLACK else ~dark
+            a.distances[name] = (np.where(closer, 1.0, 1.2) + np.linspace(0, 0.01, len(idx)), idx)
+    agree = ex.agreement_claim(mild, tests, p).parts["blend"].parts["imbalanced: DeepFool and HopSkipJump"]
+    assert agree.verdict == NOT_HELD and agree.parts["ratio within x1.5"].verdict == HELD
+
+
+def test_chapter_08_misclassified_images_are_left_out_not_counted():
+    from ai4m_helpers.fairness import experiment as ex
+
+    p = {"bootstrap": 200, "seed": 0}
+    audits, tests = _audits(seeds=3)
+    for a in audits:                                                         # a fifth of the images: NaN
+        for name, (d, idx) in a.distances.items():
+            a.distances[name] = (np.where(np.arange(len(d)) % 5 == 0, np.nan, d), idx)
+    rb = ex.acceptable_claim(audits, tests, p).parts["blend"].parts["robustness bias (DeepFool) is large"]
+    assert rb.verdict == HELD and rb.evidence["measured images per detector"] == 160

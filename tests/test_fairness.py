@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from ai4m_helpers.data.faces import (ARTEFACTS, ATTRIBUTES, artefact_visibility, detectability, load_image_folder,
-                                     make_faces, manipulated_twin)
+from ai4m_helpers.data.faces import (ARTEFACTS, ATTRIBUTES, PROTECTED, artefact_visibility, detectability,
+                                     load_image_folder, make_faces, manipulated_twin)
 from ai4m_helpers.fairness import PARAMS
 from ai4m_helpers.fairness.models import LabelOnlyService, white_box
 from ai4m_helpers.fairness.metrics import (METRICS, aif360_metrics, confusion_by_group, fairness_table,
@@ -49,16 +49,19 @@ def test_the_default_generator_plants_no_bias_the_trace_is_equally_visible_in_ev
 
 
 @pytest.mark.parametrize("artefact", ARTEFACTS)
-def test_the_default_generator_plants_no_bias_an_oracle_detects_the_trace_equally_well_on_every_skin(artefact):
+def test_the_default_generator_plants_no_bias_an_oracle_detects_the_trace_equally_well_for_every_protected_group(
+        artefact):
     """Equal amplitude is not enough: what the face puts in the trace's way counts too. A matched
     filter that knows each face's template detects the trace (at a tenth of its strength, far
-    from the ceiling) within 0.04 AUC on both skin tones and on every other attribute, while the
-    luminance knob opens a gap of more than 0.08 on skin tone."""
-    fair = detectability(4000, 24, artefact, seed=3, strength=0.016)
-    for a in ATTRIBUTES:
-        assert 0.6 < fair[(a, 0)] < 0.95, a                          # informative, not at the ceiling
-        assert abs(fair[(a, 1)] - fair[(a, 0)]) < 0.04, a
-    planted = detectability(4000, 24, artefact, seed=3, strength=0.016, luminance_scaling=1.0)
+    from the ceiling) as well on both values of every protected attribute: the mean difference
+    over four draws is within three standard errors or 0.015 of zero. The luminance knob opens a
+    gap of more than 0.08 on skin tone."""
+    draws = [detectability(2000, 24, artefact, seed=seed, strength=0.016) for seed in range(4)]
+    for a in PROTECTED:
+        diffs = np.array([d[(a, 1)] - d[(a, 0)] for d in draws])
+        assert 0.6 < np.mean([d[(a, 0)] for d in draws]) < 0.95, a       # informative, not at the ceiling
+        assert abs(diffs.mean()) < max(3 * diffs.std(ddof=1) / 2, 0.015), (a, diffs)
+    planted = detectability(2000, 24, artefact, seed=3, strength=0.016, luminance_scaling=1.0)
     assert planted[("skin", 0)] - planted[("skin", 1)] > 0.08
 
 
@@ -247,7 +250,7 @@ def test_attacked_images_are_balanced_over_skin_and_label_and_the_black_box_ones
         for label in (0, 1):
             assert ((skin[white] == g) & (f.y[white] == label)).sum() == 10
             assert ((skin[black] == g) & (f.y[black] == label)).sum() == 4
-    assert set(black) <= set(white)
+    assert (white[np.isin(white, black)] == black).all()          # the same images, in the same order
 
 
 def test_the_defended_detector_is_a_fine_tuned_copy_trained_through_art_and_differs_from_its_clean_control():
@@ -264,6 +267,19 @@ def test_the_defended_detector_is_a_fine_tuned_copy_trained_through_art_and_diff
     again = adversarially_fine_tune(base, f.x, f.y, epochs=1, seed=0, eps=0.01)
     assert (predict(again, f.x) == predict(defended, f.x)).all()                    # seeded: reproducible
     assert not defended.training
-    # the adversarial examples are used: the same epochs on clean images give another model
-    control = train_detector(f.x, f.y, 1, seed=0, width=4, start=base)
-    assert any(not torch.allclose(a, b) for a, b in zip(control.parameters(), defended.parameters()))
+    # the trainer really attacks: ART's PGD runs in every batch of the defended detector's training
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    calls = []
+    original = ProjectedGradientDescent.generate
+
+    def counting(self, *args, **kwargs):
+        calls.append(len(args[0]) if args else len(kwargs["x"]))
+        return original(self, *args, **kwargs)
+
+    ProjectedGradientDescent.generate = counting
+    try:
+        adversarially_fine_tune(base, f.x, f.y, epochs=1, seed=0, eps=0.01, batch_size=100)
+    finally:
+        ProjectedGradientDescent.generate = original
+    assert calls == [50, 50, 50]                                   # half of each of the three batches

@@ -143,11 +143,14 @@ def _trace(kind: str, r: np.ndarray, size: int) -> np.ndarray:
     each face's support, so that it carries no brightness of its own (a brighter face would
     otherwise make it look stronger or weaker)."""
     ii, jj = np.mgrid[0:size, 0:size]
+    # both supports keep a pixel or two inside the face outline: the camera blur would otherwise
+    # spread the trace over the edge between skin and hair or background, whose contrast depends
+    # on the skin's colour
     if kind == "blend":
-        support = (r > 0.8) & (r <= 1.0)
+        support = (r > 0.55) & (r <= 0.72)
         pattern = np.where((ii + jj) % 2 == 0, 1.0, -1.0)
     elif kind == "upsample":
-        support = r <= 0.85
+        support = r <= 0.6
         pattern = np.where((ii % 2 == 0) & (jj % 2 == 0), 1.0, -1.0 / 3.0)   # a stride-2 grid
     else:
         raise ValueError(f"unknown artefact {kind!r}; known: {list(ARTEFACTS)}")

@@ -132,7 +132,8 @@ def black_box_distances(p: dict, model, test: Faces, y_pred: np.ndarray, seed: i
     service = LabelOnlyService(model, device)
     idx = attacked_subset(test.attributes[PRIMARY], test.y, p["n_hsj"])
     hsj = hop_skip_jump(service.art(p["size"]), p["hsj_iter"], p["hsj_max_eval"])
-    start = starting_points(test.x, y_pred, y_pred[idx], np.random.default_rng(seed))
+    skin = test.attributes[PRIMARY]
+    start = starting_points(test.x, y_pred, y_pred[idx], np.random.default_rng(seed), skin, skin[idx])
     with numpy_global_seed(seed):
         d, _ = attack_distances(hsj, _classify(model, device), test.x[idx], x_adv_init=start)
     return {BLACK: (_measured(d, idx, y_pred, test), idx)}, service.queries
@@ -192,8 +193,10 @@ def fairness_of(audits: list[Audit], tests: dict, rounds: int, seed: int):
 
 def attribute_table(audits: list[Audit], tests: dict, seed: int):
     """Every attribute, protected or not: accuracy per value, AIF360's output differences, and the
-    robustness bias under both white-box attacks (largest gap, its chance level, the ratio of
-    median distances, value 1 over value 0). Point values averaged over seeds."""
+    robustness bias under both white-box attacks: P(an image with value 1 is closer to the boundary
+    than one with value 0 and the same label), the largest gap between the curves with its chance
+    level, and the ratio of median distances (value 1 over value 0). Point values averaged over
+    seeds."""
     import pandas as pd
 
     rows = []
@@ -213,8 +216,10 @@ def attribute_table(audits: list[Audit], tests: dict, seed: int):
                        "largest output gap": output_gap(fair.to_dict())}
                 for attack, short in ((DEEPFOOL, "DeepFool"), (PGD_INF, "PGD L∞")):
                     dist, g = distances_of(runs, attack, test, a)
+                    labels = _labels(runs, attack, test)
+                    row[f"P(1 closer) {short}"] = float(np.mean([closer_share(r, g, labels) for r in dist]))
                     row[f"max RB {short}"] = float(np.mean([max_gap(r, g) for r in dist]))
-                    row[f"chance {short}"] = chance_max_rb(dist, g, seed)
+                    row[f"chance {short}"] = chance_max_rb(dist, g, seed, labels)
                     with np.errstate(divide="ignore", invalid="ignore"):
                         row[f"median ratio {short}"] = float(np.mean(
                             [np.nanmedian(r[g == 1]) / np.nanmedian(r[g == 0]) for r in dist]))
@@ -252,13 +257,15 @@ def intersection_table(audits: list[Audit], tests: dict, first: str = "skin", se
 
 # -- the claims; margins fixed here, before any run --------------------------------------------
 # The fair ranges of AIF360's documentation: differences within +-0.1, disparate impact in
-# [0.8, 1.25] (the four-fifths rule); a robustness bias counts as large at 0.2 above chance; a
-# defence "reduces" a bias when it lowers it by more than 0.1 against its clean control; two
-# attacks agree on the groups when their log median ratios differ by less than log 1.5.
+# [0.8, 1.25] (the four-fifths rule). A robustness bias counts as large when an image of one skin
+# tone is closer to the boundary than one of the other, of the same label, in at least 60 % of
+# pairs (|P - 0.5| >= 0.1); a defence "removes" a bias when it lowers |P - 0.5| by more than 0.05
+# against its clean control; two attacks agree when they order the skin tones alike and their
+# log median ratios differ by less than log 1.5.
 FAIR_TOLERANCE = 0.1
 DI_RANGE = (0.8, 1.25)
-LARGE_RB = 0.2
-DEFENCE_MARGIN = 0.1
+LARGE_BIAS = 0.1
+DEFENCE_MARGIN = 0.05
 AGREEMENT_MARGIN = float(np.log(1.5))
 NULL_PERMUTATIONS = 200
 UNIT = "test image"
@@ -288,34 +295,54 @@ def log_di_stat(y, g, predictions):
     return lambda idx: _seed_mean(lambda p: one(p, idx), predictions)
 
 
-def max_rb_stat(d, g):
-    """Largest robustness-bias gap (exact) on resampled attacked images, averaged over detectors."""
-    return lambda idx: _seed_mean(lambda row: max_gap(row[idx], g[idx]), d)
-
-
-def chance_max_rb(d: np.ndarray, g: np.ndarray, seed: int) -> float:
+def chance_max_rb(d: np.ndarray, g: np.ndarray, seed: int, labels: np.ndarray | None = None) -> float:
     """The largest gap between two groups' curves is positive even when the groups do not differ
-    (it is a two-sample Kolmogorov-Smirnov statistic): its mean when the group labels are shuffled."""
+    (it is a two-sample Kolmogorov-Smirnov statistic): its mean when the group labels are shuffled
+    among the measured images of each detector, within each true label when ``labels`` are given."""
     rng = np.random.default_rng(seed)
-    labels = np.stack([rng.permutation(g) for _ in range(NULL_PERMUTATIONS)]).astype(np.float64)
-    return float(np.mean([max_gap_under_relabelling(row, labels) for row in d]))
-
-
-def closer_share(d: np.ndarray, g: np.ndarray) -> float:
-    """P(a dark-skinned image is closer to the boundary than a light-skinned one), ties counting
-    half, averaged over detectors: the signed companion of the largest gap (0.5: no order)."""
-    from scipy.stats import mannwhitneyu
-
+    strata = np.zeros(len(g), int) if labels is None else labels
     out = []
     for row in d:
-        a, b = row[(g == 1) & ~np.isnan(row)], row[(g == 0) & ~np.isnan(row)]
-        out.append(mannwhitneyu(b, a).statistic / (len(a) * len(b)) if len(a) and len(b) else np.nan)
+        measured = ~np.isnan(row)
+        perms = np.tile(g.astype(np.float64), (NULL_PERMUTATIONS, 1))
+        for stratum in np.unique(strata):
+            cols = np.flatnonzero(measured & (strata == stratum))
+            perms[:, cols] = np.stack([rng.permutation(g[cols]) for _ in range(NULL_PERMUTATIONS)])
+        out.append(max_gap_under_relabelling(row, perms).mean())
     return float(np.mean(out))
 
 
-def _boot(stat, n: int, p: dict, interval: str = "percentile") -> C.Estimate:
-    return C.bootstrap(lambda idx: stat(idx.astype(int)), [np.arange(n)], UNIT, p["bootstrap"], p["seed"],
-                       interval=interval)
+def _mann_whitney(closer: np.ndarray, farther: np.ndarray) -> float:
+    """P(an item of ``closer`` is below one of ``farther``), ties half: +inf counts as the largest."""
+    from scipy.stats import mannwhitneyu
+
+    if not len(closer) or not len(farther):
+        return float("nan")
+    big = np.nanmax(np.concatenate([closer, farther])[np.isfinite(np.concatenate([closer, farther]))],
+                    initial=0.0) * 2 + 1
+    return float(mannwhitneyu(np.where(np.isinf(farther), big, farther),
+                              np.where(np.isinf(closer), big, closer)).statistic / (len(closer) * len(farther)))
+
+
+def closer_share(row: np.ndarray, g: np.ndarray, labels: np.ndarray) -> float:
+    """P(a dark-skinned image is closer to the boundary than a light-skinned one of the same
+    label), averaged over the two labels; measured images only. 0.5: no order between them."""
+    keep = ~np.isnan(row)
+    return float(np.nanmean([_mann_whitney(row[keep & (g == 1) & (labels == lab)], row[keep & (g == 0) & (labels == lab)])
+                             for lab in (0, 1)]))
+
+
+def closer_estimate(d: np.ndarray, g: np.ndarray, labels: np.ndarray, p: dict) -> C.Estimate:
+    """:func:`closer_share` averaged over detectors, with a percentile bootstrap that resamples
+    the attacked images within each skin tone x label stratum."""
+    strata = [np.flatnonzero((g == a) & (labels == b)) for a in (0, 1) for b in (0, 1)]
+
+    def stat(*idx):
+        pick = np.concatenate([s[i.astype(int)] for s, i in zip(strata, idx)])
+        return float(np.mean([closer_share(row[pick], g[pick], labels[pick]) for row in d]))
+
+    return C.bootstrap(stat, [np.arange(len(s)) for s in strata], UNIT, p["bootstrap"], p["seed"],
+                       paired_samples=False)
 
 
 def _per_dataset(name: str, audits: list[Audit], one) -> C.Claim:
@@ -323,16 +350,27 @@ def _per_dataset(name: str, audits: list[Audit], one) -> C.Claim:
     return C.combine(name, {d: one(d) for d in dict.fromkeys(a.dataset for a in audits)}, rule="all")
 
 
-def rb_large(runs: list[Audit], test: Faces, p: dict) -> C.Claim:
-    """Max RB (DeepFool, exact) of these detectors at least ``LARGE_RB`` above its chance level.
-    The interval is the basic bootstrap over attacked images: resampling inflates a maximum, and
-    the basic interval reflects that inflation back instead of adding it."""
+def _labels(runs: list[Audit], attack: str, test: Faces) -> np.ndarray:
+    return test.y[runs[0].distances[attack][1]]
+
+
+def bias_large(runs: list[Audit], test: Faces, p: dict) -> C.Claim:
+    """One skin tone closer to the boundary (DeepFool, same label) in at least 60 % of pairs. The
+    share is folded to the side the data show (1 - P when light skin is the closer one), so that
+    the claim is about a bias in either direction, as robustness bias is defined; the largest
+    curve gap and its chance level stay in the evidence."""
     d, g = distances_of(runs, DEEPFOOL, test)
-    chance = chance_max_rb(d, g, p["seed"])
-    rb = max_rb_stat(d, g)
-    return C.decide("max RB - chance", _boot(lambda i: rb(i) - chance, len(g), p, "basic"), direction="greater",
-                    margin=LARGE_RB, evidence={"max RB": rb(np.arange(len(g))), "chance level": chance,
-                                               "P(dark skin closer)": closer_share(d, g)})
+    labels = _labels(runs, DEEPFOOL, test)
+    est = closer_estimate(d, g, labels, p)
+    dark_closer = est.value >= 0.5 or not np.isfinite(est.value)
+    folded = est if dark_closer else dataclasses.replace(
+        est, value=1 - est.value, ci=None if est.ci is None else (1 - est.ci[1], 1 - est.ci[0]))
+    return C.decide("P(" + ("dark" if dark_closer else "light") + " skin closer), same label", folded,
+                    direction="greater", margin=0.5 + LARGE_BIAS,
+                    evidence={"P(dark skin closer)": est.value,
+                              "max RB (curves)": float(np.mean([max_gap(r, g) for r in d])),
+                              "chance level of max RB": chance_max_rb(d, g, p["seed"], labels),
+                              "measured images per detector": float(np.mean((~np.isnan(d)).sum(1)))})
 
 
 def acceptable_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
@@ -344,12 +382,14 @@ def acceptable_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
         preds = [a.y_pred for a in runs]
         parts = {
             "largest output gap within the tolerance": C.decide(
-                "largest output gap", _boot(output_gap_stat(y, g, preds), len(y), p), direction="less",
-                margin=FAIR_TOLERANCE),
+                "largest output gap", C.bootstrap(lambda i: output_gap_stat(y, g, preds)(i.astype(int)),
+                                                  [np.arange(len(y))], UNIT, p["bootstrap"], p["seed"]),
+                direction="less", margin=FAIR_TOLERANCE),
             "disparate impact within 0.8-1.25 (|log DI| < log 1.25)": C.decide(
-                "|log DI|", _boot(log_di_stat(y, g, preds), len(y), p), direction="less",
-                margin=float(np.log(DI_RANGE[1]))),
-            "robustness bias (DeepFool) is large: max RB above its chance level": rb_large(runs, test, p),
+                "|log DI|", C.bootstrap(lambda i: log_di_stat(y, g, preds)(i.astype(int)),
+                                        [np.arange(len(y))], UNIT, p["bootstrap"], p["seed"]),
+                direction="less", margin=float(np.log(DI_RANGE[1]))),
+            "robustness bias (DeepFool) is large": bias_large(runs, test, p),
         }
         return C.combine(dataset, parts, rule="all")
 
@@ -364,37 +404,60 @@ def log_ratio_gap(white: np.ndarray, black: np.ndarray, g: np.ndarray, p: dict) 
             return np.mean([np.log(np.nanmedian(r[idx][g[idx] == 0]) / np.nanmedian(r[idx][g[idx] == 1]))
                             for r in d])
 
-    return _boot(lambda idx: float(ratio(white, idx) - ratio(black, idx)), len(g), p)
+    return C.bootstrap(lambda i: float(ratio(white, i.astype(int)) - ratio(black, i.astype(int))),
+                       [np.arange(len(g))], UNIT, p["bootstrap"], p["seed"])
+
+
+def vulnerability(d: np.ndarray, g: np.ndarray, p: dict) -> C.Estimate:
+    """log(median distance of light / of dark skin), averaged over detectors: > 0 when dark skin is
+    closer to the boundary. The skin tones are resampled separately."""
+    d0, d1 = d[:, g == 0], d[:, g == 1]
+
+    def stat(i0, i1):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.mean(np.log(np.nanmedian(d0[:, i0.astype(int)], 1) / np.nanmedian(d1[:, i1.astype(int)], 1))))
+
+    return C.bootstrap(stat, [np.arange(d0.shape[1]), np.arange(d1.shape[1])], UNIT, p["bootstrap"], p["seed"],
+                       paired_samples=False)
 
 
 def agreement_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
-    """Per dataset, on the detector attacked through the service and on the images both attacks
-    attacked: each white-box estimate puts the skin tones in the same order as HopSkipJump, within
-    a factor 1.5 in the ratio of their median distances (an equivalence test: both bounds)."""
+    """Per dataset, on the detector attacked through the service and on the images both attacked:
+    each white-box estimate (1) puts the skin tones in the same order as HopSkipJump (each attack's
+    answer is a verdict on "dark skin is closer"; the two must give the same one) and (2) gives
+    them the same ratio of median distances within a factor 1.5 (an equivalence test)."""
     def one(dataset):
         test, parts = tests[dataset], {}
         for condition in BLACK_BOX_CONDITIONS:
             runs = of(audits, dataset, condition)
             black, g = distances_of(runs, BLACK, test)
             common = runs[0].distances[BLACK][1]
+            black_sign = C.decide(BLACK, vulnerability(black, g, p), direction="greater", margin=0.0)
             for white in WHITE:
                 w, _ = distances_of(runs, white, test, within=common)
                 est = log_ratio_gap(w, black, g, p)
-                key = f"{condition}: {white.split(' (')[0]} and HopSkipJump"
-                parts[key] = C.combine(key, {
-                    "difference above -log 1.5": C.decide("white minus black log ratio > -log 1.5", est,
-                                                          direction="greater", margin=-AGREEMENT_MARGIN),
-                    "difference below log 1.5": C.decide("white minus black log ratio < log 1.5", est,
-                                                         direction="less", margin=AGREEMENT_MARGIN)}, rule="all")
+                short = white.split(" (")[0]
+                order = C.combine("same order", {
+                    white: C.decide(white, vulnerability(w, g, p), direction="greater", margin=0.0),
+                    BLACK: black_sign}, rule="agree")
+                ratio = C.combine("ratio within x1.5", {
+                    "above -log 1.5": C.decide("white minus black log ratio > -log 1.5", est, direction="greater",
+                                               margin=-AGREEMENT_MARGIN),
+                    "below log 1.5": C.decide("white minus black log ratio < log 1.5", est, direction="less",
+                                              margin=AGREEMENT_MARGIN)}, rule="all")
+                key = f"{condition}: {short} and HopSkipJump"
+                parts[key] = C.combine(key, {"same order": order, "ratio within x1.5": ratio}, rule="all")
         return C.combine(dataset, parts, rule="all")
 
     return _per_dataset("White-box and black-box estimates agree on which group is more vulnerable", audits, one)
 
 
-def _per_seed_rb(runs: list[Audit], test: Faces, p: dict) -> list[float]:
-    """Max RB (DeepFool, exact) above its chance level, one value per detector."""
+def _per_seed_bias(runs: list[Audit], test: Faces) -> list[float]:
+    """|P(dark skin closer) - 0.5| (DeepFool, same label), one value per detector: how strongly
+    the skin tones are ordered, whichever is closer."""
     d, g = distances_of(runs, DEEPFOOL, test)
-    return [max_gap(row, g) - chance_max_rb(row[None], g, p["seed"]) for row in d]
+    labels = _labels(runs, DEEPFOOL, test)
+    return [abs(closer_share(row, g, labels) - 0.5) for row in d]
 
 
 def balancing_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
@@ -409,8 +472,8 @@ def balancing_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
         parts = {"output gap": C.decide("output gap", C.paired(gap(imb), gap(bal), unit="seed"),
                                         direction="less", margin=0.0),
                  "robustness bias (DeepFool)": C.decide(
-                     "max RB above chance", C.paired(_per_seed_rb(imb, test, p), _per_seed_rb(bal, test, p),
-                                                     unit="seed"), direction="less", margin=0.0)}
+                     "|P(dark skin closer) - 0.5|", C.paired(_per_seed_bias(imb, test), _per_seed_bias(bal, test),
+                                                            unit="seed"), direction="less", margin=0.0)}
         return C.combine(dataset, parts, rule="all")
 
     return _per_dataset("Balancing the training data reduces both the output-fairness gaps and the robustness bias",
@@ -418,22 +481,25 @@ def balancing_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
 
 
 def defence_claim(audits: list[Audit], tests: dict, p: dict) -> C.Claim:
-    """Per dataset: the adversarially trained detector's robustness bias (DeepFool, above chance)
-    is lower than its clean control's (the same extra epochs on clean images) by less than
-    ``DEFENCE_MARGIN``, paired per seed: the defence does not remove the bias. The change against
-    the undefended detector is kept as evidence."""
+    """Per dataset: adversarial training lowers |P(dark skin closer) - 0.5| (DeepFool, same label)
+    by less than ``DEFENCE_MARGIN`` against its clean control (the same extra epochs on clean
+    images), paired per seed: the defence does not remove the bias. The signed shares of both
+    arms and the change against the undefended detector are kept as evidence (a defence may keep
+    the size of a bias and reverse its direction)."""
     def one(dataset):
         test = tests[dataset]
-        rb = {c: _per_seed_rb(of(audits, dataset, c), test, p) for c in
-              ("imbalanced", "fine-tuned (clean)", "adversarially trained")}
-        est = C.paired(rb["fine-tuned (clean)"], rb["adversarially trained"], unit="seed")
-        versus_undefended = C.paired(rb["imbalanced"], rb["adversarially trained"], unit="seed")
-        return C.decide(f"{dataset}: defended minus clean control, max RB above chance", est, direction="greater",
-                        margin=-DEFENCE_MARGIN,
-                        evidence={"defended minus undefended": versus_undefended.value,
-                                  "undefended": float(np.mean(rb["imbalanced"])),
-                                  "clean control": float(np.mean(rb["fine-tuned (clean)"])),
-                                  "defended": float(np.mean(rb["adversarially trained"]))})
+        arms = ("imbalanced", "fine-tuned (clean)", "adversarially trained")
+        size = {c: _per_seed_bias(of(audits, dataset, c), test) for c in arms}
+        signed = {}
+        for c in arms:
+            d, g = distances_of(of(audits, dataset, c), DEEPFOOL, test)
+            signed[c] = float(np.mean([closer_share(r, g, _labels(of(audits, dataset, c), DEEPFOOL, test)) for r in d]))
+        est = C.paired(size["fine-tuned (clean)"], size["adversarially trained"], unit="seed")
+        return C.decide(f"{dataset}: defended minus clean control, |P(dark closer) - 0.5|", est,
+                        direction="greater", margin=-DEFENCE_MARGIN,
+                        evidence={"defended minus undefended": C.paired(size["imbalanced"],
+                                                                        size["adversarially trained"]).value,
+                                  **{f"P(dark skin closer), {c}": v for c, v in signed.items()}})
 
     return _per_dataset("Adversarial training leaves the robustness bias in place", audits, one)
 

@@ -86,8 +86,9 @@ def robustness_curves(rb: dict, datasets, conditions, attack: str, taus: np.ndar
 
 
 def attribute_bars(table, margin: float, attack: str = "DeepFool"):
-    """Max RB above its chance level for every attribute: a panel per dataset, a bar per condition;
-    a dotted line at the claims' margin for "large"."""
+    """For every attribute, P(an image with value 1 is closer to the boundary than one with value
+    0, same label) minus 0.5: a panel per dataset, a bar per condition; dotted lines at the claims'
+    margin for "large" on either side."""
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(table["dataset"]))
@@ -99,13 +100,15 @@ def attribute_bars(table, margin: float, attack: str = "DeepFool"):
         width = 0.8 / len(conditions)
         for k, c in enumerate(conditions):
             rows = part[part["condition"] == c].set_index("attribute").loc[attrs]
-            ax.bar(np.arange(len(attrs)) + k * width, rows[f"max RB {attack}"] - rows[f"chance {attack}"], width,
-                   label=c)
-        ax.axhline(margin, color="grey", ls=":", lw=1)
+            ax.bar(np.arange(len(attrs)) + k * width, rows[f"P(1 closer) {attack}"] - 0.5, width, label=c)
+        for level in (margin, -margin):
+            ax.axhline(level, color="grey", ls=":", lw=1)
+        ax.axhline(0, color="black", lw=0.6)
         ax.set_xticks(np.arange(len(attrs)) + 0.4 - width / 2,
-                      [f"{a}{'*' if a in PROTECTED else ''}" for a in attrs], fontsize=8)
+                      [f"{a}{'*' if a in PROTECTED else ''}\n({ATTRIBUTES[a][1]} closer: up)" for a in attrs],
+                      fontsize=7)
         ax.set_title(f"{d} (* protected; dotted: 'large')", fontsize=9)
-    axes[0, 0].set_ylabel(f"max RB - chance ({attack})", fontsize=8)
+    axes[0, 0].set_ylabel(f"P(value 1 closer) - 0.5 ({attack})", fontsize=8)
     axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     return fig

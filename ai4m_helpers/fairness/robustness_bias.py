@@ -83,13 +83,19 @@ def hop_skip_jump(black_box, max_iter: int = 10, max_eval: int = 200, init_eval:
 
 
 def starting_points(x_pool: np.ndarray, labels_pool: np.ndarray, labels: np.ndarray,
-                    rng: np.random.Generator) -> np.ndarray:
-    """For a decision-based attack, one image of the *other* predicted class per target: random
-    noise is rarely classified as genuine by a seam detector, so HopSkipJump's own random start
-    fails; starting from a real image of the other class is the usual remedy."""
+                    rng: np.random.Generator, groups_pool: np.ndarray | None = None,
+                    groups: np.ndarray | None = None) -> np.ndarray:
+    """For a decision-based attack, one image of the *other* predicted class per target, of the
+    same group where ``groups`` are given (a start from another group would be farther away for
+    the minority, and an unconverged attack would report that as a gap): random noise is rarely
+    classified as genuine by a seam detector, so HopSkipJump's own random start fails; starting
+    from a real image of the other class is the usual remedy."""
     out = np.empty((len(labels),) + x_pool.shape[1:], dtype=np.float32)
     for i, label in enumerate(labels):
-        out[i] = x_pool[rng.choice(np.flatnonzero(labels_pool != label))]
+        other = labels_pool != label
+        if groups is not None and (other & (groups_pool == groups[i])).any():
+            other &= groups_pool == groups[i]
+        out[i] = x_pool[rng.choice(np.flatnonzero(other))]
     return out
 
 
