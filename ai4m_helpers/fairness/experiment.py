@@ -180,6 +180,15 @@ def robustness_bias_of(audits: list[Audit], attack: str, taus: np.ndarray, test:
     return out
 
 
+def detector_sets(audits: list[Audit], tests: dict):
+    """(dataset, its test set, condition, the detectors of every seed) for each audited pair."""
+    for d, test in tests.items():
+        for c in CONDITIONS:
+            runs = of(audits, d, c)
+            if runs:
+                yield d, test, c, runs
+
+
 def fairness_of(audits: list[Audit], tests: dict, rounds: int, seed: int):
     """Per dataset and condition, AIF360's metrics for skin tone, averaged over seeds, with
     bootstrap intervals over test images."""
@@ -200,30 +209,26 @@ def attribute_table(audits: list[Audit], tests: dict, seed: int):
     import pandas as pd
 
     rows = []
-    for d, test in tests.items():
-        for c in CONDITIONS:
-            runs = of(audits, d, c)
-            if not runs:
-                continue
-            for a, (name0, name1) in ATTRIBUTES.items():
-                fair = pd.DataFrame([aif360_metrics(test.y, r.y_pred, test.attributes[a]) for r in runs]).mean()
-                row = {"dataset": d, "condition": c, "attribute": a,
-                       "protected": a in PROTECTED, "groups (0 / 1)": f"{name0} / {name1}",
-                       "accuracy 0": np.mean([r.accuracy[f"{a}={name0}"] for r in runs]),
-                       "accuracy 1": np.mean([r.accuracy[f"{a}={name1}"] for r in runs]),
-                       "FPR difference": fair["false_positive_rate_difference"],
-                       "TPR difference": fair["equal_opportunity_difference"],
-                       "largest output gap": output_gap(fair.to_dict())}
-                for attack, short in ((DEEPFOOL, "DeepFool"), (PGD_INF, "PGD L∞")):
-                    dist, g = distances_of(runs, attack, test, a)
-                    labels = _labels(runs, attack, test)
-                    row[f"P(1 closer) {short}"] = float(np.mean([closer_share(r, g, labels) for r in dist]))
-                    row[f"max RB {short}"] = float(np.mean([max_gap(r, g) for r in dist]))
-                    row[f"chance {short}"] = chance_max_rb(dist, g, seed, labels)
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        row[f"median ratio {short}"] = float(np.mean(
-                            [np.nanmedian(r[g == 1]) / np.nanmedian(r[g == 0]) for r in dist]))
-                rows.append(row)
+    for d, test, c, runs in detector_sets(audits, tests):
+        for a, (name0, name1) in ATTRIBUTES.items():
+            fair = pd.DataFrame([aif360_metrics(test.y, r.y_pred, test.attributes[a]) for r in runs]).mean()
+            row = {"dataset": d, "condition": c, "attribute": a,
+                   "protected": a in PROTECTED, "groups (0 / 1)": f"{name0} / {name1}",
+                   "accuracy 0": np.mean([r.accuracy[f"{a}={name0}"] for r in runs]),
+                   "accuracy 1": np.mean([r.accuracy[f"{a}={name1}"] for r in runs]),
+                   "FPR difference": fair["false_positive_rate_difference"],
+                   "TPR difference": fair["equal_opportunity_difference"],
+                   "largest output gap": output_gap(fair.to_dict())}
+            for attack, short in ((DEEPFOOL, "DeepFool"), (PGD_INF, "PGD L∞")):
+                dist, g = distances_of(runs, attack, test, a)
+                labels = _labels(runs, attack, test)
+                row[f"P(1 closer) {short}"] = float(np.mean([closer_share(r, g, labels) for r in dist]))
+                row[f"max RB {short}"] = float(np.mean([max_gap(r, g) for r in dist]))
+                row[f"chance {short}"] = chance_max_rb(dist, g, seed, labels)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    row[f"median ratio {short}"] = float(np.mean(
+                        [np.nanmedian(r[g == 1]) / np.nanmedian(r[g == 0]) for r in dist]))
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -233,25 +238,21 @@ def intersection_table(audits: list[Audit], tests: dict, first: str = "skin", se
     import pandas as pd
 
     rows = []
-    for d, test in tests.items():
-        for c in CONDITIONS:
-            runs = of(audits, d, c)
-            if not runs:
-                continue
-            dist, g1 = distances_of(runs, DEEPFOOL, test, first)
-            _, g2 = distances_of(runs, DEEPFOOL, test, second)
-            for v1, n1 in enumerate(ATTRIBUTES[first]):
-                for v2, n2 in enumerate(ATTRIBUTES[second]):
-                    m = (test.attributes[first] == v1) & (test.attributes[second] == v2)
-                    y = test.y[m]
-                    preds = [r.y_pred[m] for r in runs]
-                    at = (g1 == v1) & (g2 == v2)
-                    rows.append({"dataset": d, "condition": c, "subgroup": f"{n1}, {n2}", "test images": int(m.sum()),
-                                 "accuracy": np.mean([(p == y).mean() for p in preds]),
-                                 "false-positive rate": np.mean([p[y == 0].mean() for p in preds]),
-                                 "false-negative rate": np.mean([1 - p[y == 1].mean() for p in preds]),
-                                 "attacked": int(at.sum()),
-                                 "median DeepFool distance": float(np.nanmean(np.nanmedian(dist[:, at], 1)))})
+    for d, test, c, runs in detector_sets(audits, tests):
+        dist, g1 = distances_of(runs, DEEPFOOL, test, first)
+        _, g2 = distances_of(runs, DEEPFOOL, test, second)
+        for v1, n1 in enumerate(ATTRIBUTES[first]):
+            for v2, n2 in enumerate(ATTRIBUTES[second]):
+                m = (test.attributes[first] == v1) & (test.attributes[second] == v2)
+                y = test.y[m]
+                preds = [r.y_pred[m] for r in runs]
+                at = (g1 == v1) & (g2 == v2)
+                rows.append({"dataset": d, "condition": c, "subgroup": f"{n1}, {n2}", "test images": int(m.sum()),
+                             "accuracy": np.mean([(p == y).mean() for p in preds]),
+                             "false-positive rate": np.mean([p[y == 0].mean() for p in preds]),
+                             "false-negative rate": np.mean([1 - p[y == 1].mean() for p in preds]),
+                             "attacked": int(at.sum()),
+                             "median DeepFool distance": float(np.nanmean(np.nanmedian(dist[:, at], 1)))})
     return pd.DataFrame(rows)
 
 
