@@ -234,3 +234,20 @@ def test_the_readme_teaching_commands_run_verbatim(tmp_path):
     assert table.count(",ok,") == 3
     html = (tmp_path / "course" / "report" / "report.html").read_text()
     assert "<table>" in html and "<script" not in html
+
+
+@pytest.mark.notebook
+def test_the_local_and_ray_executors_give_the_same_records(toy, tmp_path):
+    roster, grid, notebooks, _ = toy
+    records = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        course.make(roster, grid, out, chapters=CHAPTERS, notebooks_dir=notebooks)
+        entries = course.run(out, executor, jobs=2, chapters=CHAPTERS, log=lambda *_: None)
+        assert all(e["status"] == "ok" for e in entries)
+        records[executor] = {s: json.loads((out / s / "runs" / "99_toy.results.json").read_text())
+                             for s in ("ada", "bob", "cy", "dee")}
+    for s in ("ada", "bob", "cy", "dee"):
+        local, ray = records["local"][s], records["ray"][s]
+        assert local["parameters"] == ray["parameters"] and local["metrics"] == ray["metrics"]
+        assert [c["effect"] for c in local["claims"]] == [c["effect"] for c in ray["claims"]]
