@@ -250,6 +250,9 @@ def build(executed_dir: pathlib.Path, out_root: pathlib.Path = REPO_ROOT,
     """Stage and build; returns the path of ``index.html``. Any Sphinx warning fails the build."""
     stage_dir = out_root / "_build" / "book_src"
     stage(executed_dir, stage_dir, repo)
+    # Sphinx leaves the pages of an earlier build in place: a chapter not in this build would
+    # stay in the book as a ghost, linked from nowhere and found by the search
+    shutil.rmtree(out_root / "_build" / "html", ignore_errors=True)
     # Jupyter Book 1.x has no `python -m` entry; call its CLI in this interpreter.
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
            "build", str(stage_dir), "--path-output",

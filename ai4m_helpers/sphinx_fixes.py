@@ -10,7 +10,8 @@ from __future__ import annotations
 
 def _script_key(js) -> tuple:
     attributes = getattr(js, "attributes", {}) or {}
-    return str(getattr(js, "filename", js)), tuple(sorted((k, str(v)) for k, v in attributes.items()))
+    # an inline script is registered with filename None once and "" the other time
+    return str(getattr(js, "filename", js) or ""), tuple(sorted((k, str(v)) for k, v in attributes.items()))
 
 
 def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
@@ -27,5 +28,6 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
 
 
 def setup(app):
-    app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    # first: the event stops at the first handler that returns a template name
+    app.connect("html-page-context", drop_duplicate_scripts, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -179,3 +179,18 @@ def test_papermill_run_directly_stops_a_bad_parameter_in_one_line(tmp_path):
     err = caught.value
     assert err.ename == "SystemExit" and err.evalue.startswith("ParameterError: parameter 'train_group_share'")
     assert err.cell_index <= 4                            # before any heavy import or work
+
+
+def test_the_book_keeps_each_page_script_once():
+    """sphinx-thebe registers its inline configuration twice (once with filename None, once with
+    ""): declared twice, its `const` is a script error in every reader's browser."""
+    from sphinx.builders.html._assets import _JavaScript
+
+    from ai4m_helpers.sphinx_fixes import drop_duplicate_scripts
+
+    body = {"body": 'const THEBE_JS_URL = "x"'}
+    context = {"script_files": [_JavaScript("a.js"), _JavaScript(None, **body), _JavaScript("", **body),
+                                _JavaScript("a.js"), _JavaScript("b.js", **{"async": "async"})]}
+    drop_duplicate_scripts(None, "page", "page.html", context, None)
+    assert [(js.filename, js.attributes) for js in context["script_files"]] == \
+        [("a.js", {}), (None, body), ("b.js", {"async": "async"})]
