@@ -119,8 +119,8 @@ from ai4m_helpers.fairness import experiment as ex, plots
 #
 # Two "datasets" stand in for two benchmarks made by different manipulation methods, each audited
 # on its own: **blend**, the seam a face swap leaves where its blending mask fades (a checkerboard
-# ring inside the face), and **upsample**, the periodic grid a transposed-convolution generator leaves inside the face.
-# Both traces are period-2 patterns, which real traces are not (a real blending boundary is mostly
+# ring inside the face), and **upsample**, the periodic grid a transposed-convolution generator
+# leaves inside the face. Both traces are period-2 patterns, which real traces are not (a real blending boundary is mostly
 # a low-frequency mismatch of colour and sharpness), and the two datasets share their faces,
 # labels and noise and differ in the trace alone: two correlated tests of one population, not two
 # benchmarks from different sources. The detector's training set under-represents dark skin
