@@ -150,8 +150,9 @@ plt.show()
 # equal while detectability is not: what the face itself puts in the trace's way counts too. For
 # the protected attributes the differences are within sampling error (a test checks it over
 # several draws). One non-protected attribute is different by construction, and knowingly:
-# glasses frames lie on the blending ring, so the blend trace is harder to see behind them; it is
-# the audit's positive control, an attribute whose disparity the audit should find. One knob plants
+# glasses frames lie on the blending ring, so at low strength the blend trace is harder for the
+# oracle to see behind them; whether a trained detector inherits that is for the audit to say (in
+# the committed `full` run it did not). One knob plants
 # a skin-tone bias: `luminance_scaling` at 1 makes the trace follow the skin's luminance, as
 # blending traces can on real footage; the second table shows what it does to detectability. It
 # is 0 here; an exercise turns it on.
@@ -399,9 +400,11 @@ claims_table(claims)
 # detector has seen fewer genuine dark-skinned faces and is less sure what "genuine" looks like
 # for them; balancing the data addresses this, and claim 3 tests whether it does. *Confusable
 # content*: an attribute that puts texture where the detector looks for the trace can move faces
-# towards or away from the boundary even when the attribute is balanced; glasses on the blending
-# ring are the built-in example, and the attribute table shows which others do it for which
-# generator family (read it in `full`: in `smoke` most of its gaps are within chance). Balancing
+# towards or away from the boundary even when the attribute is balanced; the attribute table shows
+# which attributes do it for which generator family (read it in `full`: in `smoke` most of its gaps
+# are within chance; in the committed `full` run the clearest one was age, whose forehead lines
+# put older faces closer to the boundary in both datasets, although an oracle sees their trace as
+# well as anyone's). Balancing
 # skin tone cannot help there. (AIF360's `Reweighing` would not help either: it reweights label ×
 # group cells, and here the label is independent of every attribute.) Attack distances are upper
 # bounds on the true distance, and how loose they are may itself differ between groups; the
