@@ -167,7 +167,7 @@ visibility.round(4)
 detect = pd.DataFrame(
     {
         (d, f"luminance_scaling {k}"): detectability(
-            2000,
+            1500,
             P["size"],
             d,
             seed=P["seed"],

@@ -230,6 +230,20 @@ def test_the_largest_gap_is_the_kolmogorov_smirnov_statistic_and_its_relabelling
     assert np.allclose(max_gap_under_relabelling(d2, labels.astype(float)), looped)
 
 
+def test_the_share_of_closer_pairs_is_the_mann_whitney_statistic():
+    """Cross-checked with scipy: P(closer) = U / (n1 n2), ties half, +inf beyond every distance."""
+    from scipy.stats import mannwhitneyu
+
+    from ai4m_helpers.fairness.experiment import _mann_whitney
+
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(0, 6, 30).astype(float), rng.integers(1, 7, 40).astype(float)   # many ties
+    assert _mann_whitney(a, b) == pytest.approx(mannwhitneyu(b, a).statistic / (30 * 40))
+    a[:3], b[:5] = np.inf, np.inf
+    big_a, big_b = np.where(np.isinf(a), 99.0, a), np.where(np.isinf(b), 99.0, b)
+    assert _mann_whitney(a, b) == pytest.approx(mannwhitneyu(big_b, big_a).statistic / (30 * 40))
+
+
 def test_attacked_images_are_balanced_over_skin_and_label_and_the_black_box_ones_lie_among_them():
     from ai4m_helpers.fairness.experiment import attacked_subset
 
