@@ -24,7 +24,7 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
         if key not in seen:
             seen.add(key)
             unique.append(js)
-    context["script_files"] = unique
+    scripts[:] = unique          # in place: handlers that run later (MathJax) add to this very list
 
 
 def setup(app):

@@ -191,6 +191,8 @@ def test_the_book_keeps_each_page_script_once():
     body = {"body": 'const THEBE_JS_URL = "x"'}
     context = {"script_files": [_JavaScript("a.js"), _JavaScript(None, **body), _JavaScript("", **body),
                                 _JavaScript("a.js"), _JavaScript("b.js", **{"async": "async"})]}
+    scripts = context["script_files"]
     drop_duplicate_scripts(None, "page", "page.html", context, None)
+    assert context["script_files"] is scripts           # in place: later handlers (MathJax) add to it
     assert [(js.filename, js.attributes) for js in context["script_files"]] == \
         [("a.js", {}), (None, body), ("b.js", {"async": "async"})]

@@ -3,7 +3,6 @@ defended detector, adversarially trained with ART's trainer."""
 from __future__ import annotations
 
 import contextlib
-import io
 
 import numpy as np
 import torch
@@ -35,6 +34,19 @@ def train_detector(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, device=
     return model.eval()
 
 
+@contextlib.contextmanager
+def _trainer_without_progress_bars():
+    """ART's trainer draws tqdm bars whatever it is told: text on a terminal, live widgets in a
+    notebook (whose state would be saved into an executed chapter). Plain iteration instead."""
+    from unittest import mock
+
+    from art.defences.trainer import adversarial_trainer
+
+    with mock.patch.object(adversarial_trainer, "tqdm", lambda iterable, *a, **k: iterable), \
+            mock.patch.object(adversarial_trainer, "trange", lambda n, *a, **k: range(n)):
+        yield
+
+
 def adversarially_fine_tune(model: DetectorCNN, x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
                             device="cpu", eps: float = 0.004, steps: int = 3, ratio: float = 0.5,
                             batch_size: int = 128, lr: float = LR) -> DetectorCNN:
@@ -52,8 +64,7 @@ def adversarially_fine_tune(model: DetectorCNN, x: np.ndarray, y: np.ndarray, ep
     torch.manual_seed(seed)
     model = copy.deepcopy(model).train()
     classifier = white_box(model, x.shape[-1], device, torch.optim.Adam(model.parameters(), lr=lr))
-    # the trainer draws progress bars on stderr whatever it is told; they are of no use here
-    with quiet_progress(), numpy_global_seed(seed), contextlib.redirect_stderr(io.StringIO()):
+    with quiet_progress(), numpy_global_seed(seed), _trainer_without_progress_bars():
         pgd = ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2.5 * eps / steps,
                                        max_iter=steps, num_random_init=1, batch_size=batch_size, verbose=False)
         trainer = AdversarialTrainer(classifier, pgd, ratio=ratio)
