@@ -1,7 +1,8 @@
 """The built book as a reader's browser sees it: served over HTTP on localhost and loaded, page by
 page, in headless Chromium. Each page's scripts must run without an uncaught error, every link and
 resource it points to inside the book must answer, every chapter page must show figures, and the
-search page must find a chapter from a word of its title."""
+search page must find a chapter from a word of its title, and a page with equations must
+typeset them."""
 from __future__ import annotations
 
 import contextlib
@@ -102,6 +103,8 @@ def check(html_root: pathlib.Path, chapters) -> list[str]:
             links.feed(dom)
             if page.startswith("notebooks/") and links.images == 0:
                 problems.append(f"{page}: shows no figure")
+            if 'class="math' in source and "MathJax-Element" not in dom:     # MathJax's typeset output
+                problems.append(f"{page}: its equations are not typeset (no MathJax output)")
             for target in links.targets:
                 url = urllib.parse.urljoin(base + page, target).split("#")[0].split("?")[0]
                 if not url.startswith(base):
