@@ -3,7 +3,6 @@ that nothing was edited after the run, as one table, a figure per chapter and a 
 from __future__ import annotations
 
 import ast
-import json
 import pathlib
 from typing import Sequence
 
@@ -131,9 +130,11 @@ def collect(course: pathlib.Path, handins: pathlib.Path | None = None, chapters:
 
 
 def _failed(run_dir: pathlib.Path, chapter: Chapter) -> bool:
+    from .runner import load_summary
+
     try:
-        entries = json.loads((run_dir / "summary.json").read_text()).get("chapters", {})
-    except (OSError, ValueError):
+        entries = load_summary(run_dir)["chapters"]
+    except (OSError, ValueError):       # a summary cut short by a killed run
         return False
     return entries.get(chapter.name, {}).get("status") == "failed"
 

@@ -194,9 +194,8 @@ def fairness_of(audits: list[Audit], tests: dict, rounds: int, seed: int):
     bootstrap intervals over test images."""
     import pandas as pd
 
-    tables = {(d, c): fairness_table(tests[d].y, [a.y_pred for a in of(audits, d, c)],
-                                     tests[d].attributes[PRIMARY], rounds, seed)
-              for d in tests for c in CONDITIONS if of(audits, d, c)}
+    tables = {(d, c): fairness_table(test.y, [a.y_pred for a in runs], test.attributes[PRIMARY], rounds, seed)
+              for d, test, c, runs in detector_sets(audits, tests)}
     return pd.concat(tables, names=["dataset", "condition", "metric"])
 
 
