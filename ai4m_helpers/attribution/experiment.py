@@ -17,7 +17,7 @@ import numpy as np
 from .. import claims as C
 from ..runtime import replicate_seeds
 from . import api, attributors as att, data as corpora
-from .zoo import Zoo, ZooSettings, build_zoos
+from .zoo import PRETRAINED, Zoo, ZooSettings, build_zoos
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +40,8 @@ class ZooRun:
     probs: dict[str, np.ndarray]           # level -> (n_test, n_bases, n_query_prompts)
     nll: np.ndarray                        # (n_test, n_bases, n_query_prompts) summed over characters
     chars: np.ndarray                      # characters each sum covers
+    base_self_nll: np.ndarray              # (n_bases, n_query_prompts) per character: each base's own
+                                           # responses to the query prompts, under itself
     ranking: np.ndarray                    # query prompts, most base-disagreeing first
     queries_to_test_models: int
     samples: dict                          # a few responses for display
@@ -111,22 +113,34 @@ def attribute(answers: Answers, featurizer) -> dict[str, np.ndarray]:
     return {level: att.train_and_score(level, feats, q_base, q_test, a.zoo.settings.seed) for level in att.LEVELS}
 
 
-def score_with_bases(answers: Answers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Step 4: every held-out answer's NLL under every base (for the perplexity heuristic), and
-    the query prompts ranked by base-only disagreement (most disagreeing first)."""
+@dataclasses.dataclass
+class BaseScores:
+    """Step 4's output: what the bases say about the answers."""
+
+    nll: np.ndarray            # (held-out models, bases, query prompts): summed over characters
+    chars: np.ndarray          # characters each sum covers
+    ranking: np.ndarray        # query prompts, most base-disagreeing first
+    self_nll: np.ndarray       # (bases, query prompts): each base's own answers under itself, per character
+
+
+def score_with_bases(answers: Answers) -> BaseScores:
+    """Step 4: every held-out answer's NLL under every base (for the perplexity heuristic), the
+    query prompts ranked by base-only disagreement (most disagreeing first), and each base's NLL
+    of its own answers (the yardstick of how far a descendant drifted)."""
     nll, chars = _perplexities(answers.services, answers.bases, list(answers.test_query.values()))
-    disagreement = att.disagreement(_per_char_nll(answers.services, answers.bases, answers.base_query))
-    return nll, chars, np.argsort(-disagreement, kind="stable")
+    cross = _per_char_nll(answers.services, answers.bases, answers.base_query)
+    ranking = np.argsort(-att.disagreement(cross), kind="stable")
+    return BaseScores(nll, chars, ranking, np.stack([cross[b, b] for b in range(len(answers.bases))]))
 
 
-def assemble(answers: Answers, probs, nll, chars, ranking) -> ZooRun:
+def assemble(answers: Answers, probs, scores: BaseScores) -> ZooRun:
     """The zoo's results in one object the summaries below read."""
     a = answers
     tests = a.zoo.split("test")
     samples = {"prompts": a.query_prompts[:4], **{b: a.base_query[b][:4] for b in a.bases},
                **{name: r[:4] for name, r in a.test_query.items()}}
     return ZooRun(a.zoo, a.bases, [f.name for f in tests], np.array([a.bases.index(f.base) for f in tests]),
-                  probs, nll, chars, ranking, a.queries, samples)
+                  probs, scores.nll, scores.chars, scores.self_nll, scores.ranking, a.queries, samples)
 
 
 def _responses(services: dict, names, prompts) -> dict[str, list[str]]:
@@ -336,16 +350,40 @@ def per_base_table(runs: list[ZooRun], method: str) -> pd.DataFrame:
     return pd.concat(frames).groupby("base", sort=False).mean()
 
 
-def by_finetuning(runs: list[ZooRun], methods=("K1", MAIN_LEVEL, "perplexity")) -> pd.DataFrame:
-    """One row per held-out model: its fine-tuning steps and learning rate, and whether each
-    method attributed it correctly."""
+FT_METHODS = ("K1", MAIN_LEVEL, "perplexity")   # shown against fine-tuning strength
+
+
+def drift(run: ZooRun) -> np.ndarray:
+    """Per held-out model: how far fine-tuning moved it, as its own base sees it. The base's NLL
+    per character of the model's answers minus that of the base's own answers to the same
+    prompts (nats per character; 0 = indistinguishable from the base)."""
+    own = (run.nll[np.arange(len(run.truth)), run.truth] / run.chars[np.arange(len(run.truth)), run.truth])
+    return own.mean(axis=1) - run.base_self_nll[run.truth].mean(axis=1)
+
+
+def by_finetuning(runs: list[ZooRun], methods=FT_METHODS) -> pd.DataFrame:
+    """One row per held-out model: its base (and whether that is the real pretrained model),
+    fine-tuning steps, learning rate, drift, and whether each method attributed it correctly."""
     import pandas as pd
 
     rows = []
     for run in runs:
         specs = {f.name: f for f in run.zoo.finetunes}
         hits = {m: run.attribute(m) == run.truth for m in methods}
+        moved = drift(run)
         for i, name in enumerate(run.test_models):
-            rows.append({"zoo seed": run.zoo.settings.seed, "model": name, "steps": specs[name].steps,
-                         "lr": specs[name].lr, **{m: bool(hits[m][i]) for m in methods}})
+            f = specs[name]
+            rows.append({"zoo seed": run.zoo.settings.seed, "model": name, "base": f.base,
+                         "pretrained base": f.base == PRETRAINED, "steps": f.steps, "lr": f.lr,
+                         "drift": float(moved[i]), **{m: bool(hits[m][i]) for m in methods}})
     return pd.DataFrame(rows)
+
+
+def by_base_kind(ft: pd.DataFrame, methods=FT_METHODS) -> pd.DataFrame:
+    """The held-out models of small bases against those of the real pretrained base (when the zoo
+    has one): how many, their median steps, mean drift and the share each method attributed."""
+    kind = ft["pretrained base"].map({True: "real pretrained base", False: "small bases"}).rename("base kind")
+    out = ft.groupby(kind)[["steps", "drift", *methods]].agg(
+        {"steps": "median", "drift": "mean", **{m: "mean" for m in methods}})
+    out.insert(0, "held-out models", kind.value_counts())
+    return out.rename(columns={"steps": "median steps", "drift": "mean drift (nats/char)"})

@@ -18,6 +18,25 @@ def _tasks_spread(values: dict) -> str | None:
     return None
 
 
+def _pretrained_source(v: str) -> str | None:
+    """'' (none), a bundled model's short name, a local model folder or a hub name 'org/name'."""
+    import pathlib
+
+    from .bundled import BUNDLED, BUNDLED_INSTALL, bundled_file
+
+    if not v:
+        return None
+    if v in BUNDLED:
+        return None if bundled_file(v) else f"the bundled model {v!r} is not installed ({BUNDLED_INSTALL})"
+    path = pathlib.Path(v).expanduser()
+    if path.exists():
+        return None if (path / "config.json").exists() else f"{v!r} is a path but holds no config.json"
+    if v.count("/") == 1 and " " not in v:
+        return None        # a hub name; loading it needs internet
+    return (f"must be '', one of {sorted(BUNDLED)}, a model folder (with config.json) "
+            "or a hub name 'org/name'")
+
+
 def _response_fits(values: dict) -> str | None:
     if values["response_tokens"] >= values["context"]:
         return "response_tokens must be smaller than context (room is needed for the prompt)"
@@ -49,6 +68,11 @@ PARAMS = ParamSpec({
     "featurizer": Param(str, "tfidf", full="minilm", choices=("tfidf", "minilm"),
                         help="response features: char n-gram TF-IDF or MiniLM sentence embeddings"),
     "encoder": Param(str, "", help="MiniLM folder or hub name ('' = the bundled offline copy)"),
+    "pretrained": Param(str, "", check=_pretrained_source,
+                        help="a real pretrained model added as one more base: 'smollm2' (bundled "
+                             "SmolLM2-135M-Instruct), a model folder or a hub name ('' = none)"),
+    "pretrained_lr": Param(float, 1e-4, min=1e-7, max=1e-2,
+                           help="typical fine-tuning learning rate of the pretrained base (0.3x-1x)"),
     "random_orders": Param(int, 20, min=1, max=1000, help="random prompt orders per budget point"),
     "cache_dir": Param(str, "", help="where built zoos are kept ('' = $AI4M_CACHE or ~/.cache/ai4m)"),
 }, joint_checks=(_tasks_spread, _response_fits))

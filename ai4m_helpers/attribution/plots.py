@@ -75,3 +75,25 @@ def correct_by_steps(ax, rows, methods) -> None:
     ax.set_yticks([0, 1], ["wrong", "correct"])
     ax.set_xlabel("fine-tuning steps of the held-out model")
     ax.legend(fontsize=7, frameon=False, loc="center right")
+
+
+def drift_by_steps(ax, rows) -> None:
+    """Each held-out model as a point: its fine-tuning steps (log) and its drift from its base
+    (nats per character), filled when the K2 pair attributor got it right; the real pretrained
+    base's descendants, if any, in their own colour."""
+    from .experiment import MAIN_LEVEL
+
+    for pretrained, colour, label in ((False, "tab:blue", "small bases"),
+                                      (True, "tab:red", "real pretrained base")):
+        part = rows[rows["pretrained base"] == pretrained]
+        if part.empty:
+            continue
+        hit = part[MAIN_LEVEL].astype(bool)
+        ax.scatter(part["steps"][hit], part["drift"][hit], s=18, color=colour, label=f"{label}, attributed")
+        ax.scatter(part["steps"][~hit], part["drift"][~hit], s=18, facecolors="none", edgecolors=colour,
+                   label=f"{label}, missed")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("fine-tuning steps of the held-out model")
+    ax.set_ylabel("drift from its base\n(nats per character)")
+    ax.legend(fontsize=7, frameon=False)

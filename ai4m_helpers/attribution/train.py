@@ -61,3 +61,21 @@ def train_together(models: Sequence, streams: Sequence[torch.Tensor], steps: Seq
         causal_lm_loss(stack, ids).sum().backward()
         opt.step()
     return [stack.load_member(model, r).cpu().eval() for r, model in enumerate(models)]
+
+
+def train_alone(model, stream: torch.Tensor, steps: int, lr: float, batch: int, context: int,
+                device, seed: int):
+    """Fine-tune one model of any architecture (the pretrained base's descendants) with the
+    stack's recipe: Adam, betas (0.9, 0.99), the same linear warm-down, random windows."""
+    model = model.to(device).train()
+    gen = torch.Generator().manual_seed(seed)
+    adam = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-8)
+    total = torch.tensor(steps)
+    for t in range(1, steps + 1):
+        for group in adam.param_groups:
+            group["lr"] = float(warm_down(t, total, torch.tensor(lr)))
+        ids = window_batches(stream, batch, context, gen).to(device)
+        adam.zero_grad()
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+        adam.step()
+    return model.cpu().eval()

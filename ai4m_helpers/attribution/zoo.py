@@ -4,8 +4,10 @@ No model hub can be reached here, so the zoo is built with the ``transformers`` 
 byte-level BPE tokenizers trained with ``tokenizers`` on each base's pre-training corpus, GPT-2
 configurations, ``save_pretrained``/``from_pretrained``. Like the model hubs the paper drew on, the
 zoo has *sibling* bases (same data with half the width and another seed, as distilgpt2 beside
-gpt2; same data and another seed; one base continued on dialogue, as DialoGPT continues GPT-2) and descendants fine-tuned on downstream tasks, split into a labelled
-zoo and a held-out test set.
+gpt2; same data and another seed; one base continued on dialogue, as DialoGPT continues GPT-2)
+and descendants fine-tuned on downstream tasks, split into a labelled zoo and a held-out test set.
+Optionally one real pretrained model (SmolLM2-135M, bundled offline) joins as a further base, with
+descendants fine-tuned on the same tasks with the same number of steps.
 
 Models of one architecture are trained together as one stack (``ai4m_helpers.many_models``), each
 with its own data, learning rate and number of steps, because small models are launch-bound on a
@@ -29,10 +31,10 @@ from typing import Sequence
 import torch
 
 from . import data as corpora
-from .models import new_model, train_tokenizer
-from .train import train_together
+from .models import load_pretrained, new_model, train_tokenizer
+from .train import train_alone, train_together
 
-ZOO_FORMAT = 6            # bump when a change to how zoos are built changes what a zoo holds
+ZOO_FORMAT = 7            # bump when a change to how zoos are built changes what a zoo holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,7 @@ class BaseSpec:
     width_scale: float = 1.0
     parent: str | None = None  # continue pre-training this base (like DialoGPT from GPT-2)
     seed_offset: int = 0
+    source: str = ""           # a real pretrained model (bundled name, folder or hub name)
 
     @property
     def tokenizer_corpus(self) -> str:
@@ -92,10 +95,29 @@ class ZooSettings:
     lr: float
     corpus_chars: int
     seed: int
+    pretrained: str = ""       # a real pretrained model joins as one more base ('' = none)
+    pretrained_lr: float = 1e-4  # its descendants' typical fine-tuning learning rate
 
     def key(self) -> str:
         blob = json.dumps({"format": ZOO_FORMAT, **dataclasses.asdict(self)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+PRETRAINED = "pretrained"   # the name of the real pretrained base in a zoo
+
+
+def zoo_bases(settings: ZooSettings) -> list[BaseSpec]:
+    """The zoo's bases: the first ``n_bases`` of BASES, and the real pretrained model if asked."""
+    bases = list(BASES[:settings.n_bases])
+    if settings.pretrained:
+        bases.append(BaseSpec(PRETRAINED, "", PRETRAINED, f"{settings.pretrained} (real, pretrained)",
+                              source=settings.pretrained))
+    return bases
+
+
+def _draw_strength(rng: random.Random, steps: int, lr: float) -> tuple[int, float]:
+    """Steps log-uniform over a ninefold range around ``steps``; learning rate 0.3x-1x ``lr``."""
+    return max(1, round(steps * math.exp(rng.uniform(-1.1, 1.1)))), lr * rng.uniform(0.3, 1.0)
 
 
 def labelled_tasks(bases, per_base: int, tasks: list[str], rng: random.Random) -> dict[str, list[str]]:
@@ -133,15 +155,34 @@ def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
     labelled = labelled_tasks(bases, settings.zoo_per_base, tasks, rng)
     specs = []
     for base in bases:
-        zoo_tasks = labelled[base.name]
         test_tasks = rng.sample(tasks, settings.test_per_base)
-        for split, chosen in (("zoo", zoo_tasks), ("test", test_tasks)):
-            for task in chosen:
-                steps = max(1, round(settings.finetune_steps * math.exp(rng.uniform(-1.1, 1.1))))
-                lr = settings.lr * rng.uniform(0.3, 1.0)
-                name = f"{base.name}/{task}" + ("/held-out" if split == "test" else "")
-                specs.append(FineTuneSpec(name, base.name, task, split, steps, lr))
+        specs += _descendants(base.name, labelled[base.name], test_tasks, rng, settings.finetune_steps,
+                              settings.lr)
+    if settings.pretrained:
+        specs += _pretrained_descendants(settings, labelled, tasks)
     return specs
+
+
+def _descendants(base: str, zoo_tasks, test_tasks, rng: random.Random, steps: int, lr: float):
+    specs = []
+    for split, chosen in (("zoo", zoo_tasks), ("test", test_tasks)):
+        for task in chosen:
+            n, rate = _draw_strength(rng, steps, lr)
+            name = f"{base}/{task}" + ("/held-out" if split == "test" else "")
+            specs.append(FineTuneSpec(name, base, task, split, n, rate))
+    return specs
+
+
+def _pretrained_descendants(settings: ZooSettings, labelled: dict, tasks: list[str]):
+    """The real base's descendants, drawn after (and apart from) the small bases' ones, so that
+    adding it leaves the rest of the zoo unchanged: labelled tasks the least used ones, held-out
+    tasks at random, steps drawn as for every base, learning rates around ``pretrained_lr``."""
+    rng = random.Random(settings.seed + 202)
+    usage = {t: sum(t in chosen for chosen in labelled.values()) for t in tasks}
+    zoo_tasks = sorted(sorted(tasks, key=lambda t: (usage[t], rng.random()))[:settings.zoo_per_base])
+    test_tasks = rng.sample(tasks, settings.test_per_base)
+    return _descendants(PRETRAINED, zoo_tasks, test_tasks, rng, settings.finetune_steps,
+                        settings.pretrained_lr)
 
 
 # ---------------------------------------------------------------- the zoo on disk
@@ -210,7 +251,7 @@ def build_zoos(settings: Sequence[ZooSettings], cache_dir: str | pathlib.Path | 
             _build_into(works, missing, device, log)
             for work, s in zip(works, missing):
                 meta = {"settings": dataclasses.asdict(s), "format": ZOO_FORMAT,
-                        "bases": [dataclasses.asdict(b) for b in BASES[:s.n_bases]],
+                        "bases": [dataclasses.asdict(b) for b in zoo_bases(s)],
                         "finetunes": [dataclasses.asdict(f) for f in plan_finetunes(s)],
                         "build_s": (time.perf_counter() - start) / len(missing)}
                 (work / "zoo.json").write_text(json.dumps(meta, indent=1))
@@ -231,16 +272,22 @@ class _ZooPlan:
     def __init__(self, s: ZooSettings):
         rng = random.Random(s.seed)
         self.settings = s
-        self.bases = list(BASES[:s.n_bases])
+        self.bases = zoo_bases(s)
         self.finetunes = plan_finetunes(s)
         self.texts = {name: fn(random.Random(rng.random()), s.corpus_chars)
                       for name, fn in corpora.PRETRAINING.items()}
         self.texts.update({t: corpora.task_corpus(t, random.Random(rng.random()), s.corpus_chars // 4)
                            for t in sorted(corpora.TASKS)})
+        small = [b for b in self.bases if not b.source]
         self.tokenizers = {key: train_tokenizer(self.texts[key], s.vocab)
-                           for key in sorted({b.tokenizer_corpus for b in self.bases})}
-        self.tok_of = {b.name: b.tokenizer_corpus for b in self.bases}
-        self.width = {b.name: max(16, int(round(s.width * b.width_scale / 16)) * 16) for b in self.bases}
+                           for key in sorted({b.tokenizer_corpus for b in small})}
+        self.tok_of = {b.name: b.tokenizer_corpus for b in small}
+        self.width = {b.name: max(16, int(round(s.width * b.width_scale / 16)) * 16) for b in small}
+        self.pretrained = {}      # name -> the real base, loaded (its tokenizer comes with it)
+        for b in self.bases:
+            if b.source:
+                self.pretrained[b.name], self.tokenizers[b.source] = load_pretrained(b.source)
+                self.tok_of[b.name] = b.source
         self._streams: dict = {}
 
     def stream(self, base: str, text_key: str) -> torch.Tensor:
@@ -279,12 +326,12 @@ def _train_jobs(jobs: list[dict], plans: list[_ZooPlan], device, log, what: str)
 
 def _build_into(works: list[pathlib.Path], settings: list[ZooSettings], device, log) -> None:
     plans = [_ZooPlan(s) for s in settings]
-    models: list[dict] = [{} for _ in plans]
+    models: list[dict] = [dict(plan.pretrained) for plan in plans]
     for stage in ("pre-training", "continued pre-training"):
         jobs = []
         for i, plan in enumerate(plans):
             for b in plan.bases:
-                if (b.parent is None) != (stage == "pre-training"):
+                if b.source or (b.parent is None) != (stage == "pre-training"):
                     continue
                 start = copy.deepcopy(models[i][b.parent]) if b.parent else plan.base_init(b)
                 steps = plan.settings.base_steps // (2 if b.parent else 1)
@@ -295,10 +342,23 @@ def _build_into(works: list[pathlib.Path], settings: list[ZooSettings], device, 
             models[j["plan"]][j["name"]] = j["model"]
     jobs = [{"plan": i, "name": f.name, "base": f.base, "model": copy.deepcopy(models[i][f.base]),
              "width": plan.width[f.base], "stream": plan.stream(f.base, f.task), "steps": f.steps, "lr": f.lr}
-            for i, plan in enumerate(plans) for f in plan.finetunes]
+            for i, plan in enumerate(plans) for f in plan.finetunes if f.base in plan.width]
     _train_jobs(jobs, plans, device, log, "fine-tuning")
     for i, (plan, work) in enumerate(zip(plans, works)):
         for b in plan.bases:
             plan.save(work, b.name, models[i][b.name], b.name)
     for j in jobs:
         plans[j["plan"]].save(works[j["plan"]], j["name"], j["model"], j["base"])
+    for i, (plan, work) in enumerate(zip(plans, works)):
+        _finetune_pretrained(plan, work, models[i], device, log)
+
+
+def _finetune_pretrained(plan: _ZooPlan, work: pathlib.Path, models: dict, device, log) -> None:
+    """The real base's descendants, one at a time (a 135M-parameter model does not stack cheaply
+    on a CPU), each saved as soon as it is trained."""
+    s = plan.settings
+    for n, f in enumerate(f for f in plan.finetunes if f.base in plan.pretrained):
+        log(f"fine-tuning the pretrained base: {f.name}, {f.steps} steps")
+        model = train_alone(copy.deepcopy(models[f.base]), plan.stream(f.base, f.task), f.steps, f.lr,
+                            s.batch, s.context, device, s.seed * 1000 + 313 + n)
+        plan.save(work, f.name, model, f.base)
