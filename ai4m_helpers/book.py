@@ -211,11 +211,13 @@ def overrides(record: dict) -> dict:
 
 
 def committed_records_page(records_dir: pathlib.Path, profiles=("full",)) -> str:
-    """Every committed record of the given profiles, newest first per chapter: what ran, where,
-    how long, and its claims, straight from the file (the reproduction page cites nothing else)."""
+    """Every committed record of the given profiles, and every study (a run of another profile
+    with sizes changed from its defaults), newest first per chapter: what ran, where, how long,
+    and its claims, straight from the file (the reproduction page cites nothing else). Runs of
+    other profiles at their own sizes only time the profile: the execution page lists those."""
     paths = sorted(records_dir.glob("*.results.json")) if records_dir.is_dir() else []
     records = [(p, json.loads(p.read_text())) for p in paths]
-    records = [(p, r) for p, r in records if r["profile"] in profiles]
+    records = [(p, r) for p, r in records if r["profile"] in profiles or not at_profile_defaults(r)]
     if not records:
         return "No record of these profiles is committed yet.\n"
     out = []
