@@ -45,6 +45,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             "ai4m_helpers.attribution.params:PARAMS", "attribution"),
     Chapter("04", "concept_vectors", "Disentangling polysemantic neurons into concept vectors",
             "ai4m_helpers.concepts.params:PARAMS", "concepts"),
+    Chapter("06", "dp_graph_learning_gap", "Differentially private graph learning: GAP and ProGAP",
+            "ai4m_helpers.graph_privacy.params:PARAMS", "graph_privacy"),
     Chapter("07", "knowledge_driven_active_learning", "Knowledge-driven active learning",
             "ai4m_helpers.active_learning.params:PARAMS", "active_learning"),
     Chapter("08", "deepfake_detector_fairness",

@@ -192,8 +192,21 @@ def _sane_chapter_02(record):
     assert len(record["claims"]) == 5
 
 
-SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "07": _sane_chapter_07,
-          "08": _sane_chapter_08}
+def _sane_chapter_06(record):
+    m = record["metrics"]
+    rows = {(r["level"], r["method"], r["epsilon"]): r for r in m["accuracy"]}
+    assert {("edge", "MLP", "0.0"), ("edge", "GAP", "inf"), ("edge", "ProGAP", "inf")} <= set(rows)
+    assert {(lvl, meth) for lvl, meth, _ in rows} >= {("node", "MLP-DP"), ("node", "GAP"), ("node", "ProGAP")}
+    assert rows[("edge", "GAP", "inf")]["accuracy"] > 0.6                  # the graph helps without privacy
+    assert all(abs(c["ε (this chapter)"] - c["ε"]) < 1e-6 * c["ε"] for c in m["calibration"])
+    assert all(abs(c["ε (dp-accounting)"] - c["ε"]) < 1e-2 * c["ε"] for c in m["calibration"])
+    assert all(c["σ"] > 0 for c in m["calibration"])
+    assert {a["epsilon"] for a in m["attack"]} >= {"inf"} and all(0 <= a["attack AUC"] <= 1 for a in m["attack"])
+    assert len(record["claims"]) == 4
+
+
+SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "06": _sane_chapter_06,
+          "07": _sane_chapter_07, "08": _sane_chapter_08}
 
 
 @pytest.mark.notebook
@@ -338,8 +351,15 @@ def test_the_committed_records_page_says_what_each_run_changed_and_decided(tmp_p
         {"chapter": "01", "profile": "full", "parameters": {**defaults, "width": 256, "seed": 4},
          "seed": 4, "device": "cpu: test", "versions": {}, "metrics": {}, "claims": [claim],
          "started": "2026-11-29T10:00:00+00:00", "timings_s": {"total": 515.3}}))
+    smoke = CHAPTERS[0].spec().defaults("smoke")
+    for name, params in (("01_smoke_timing", smoke), ("01_smoke_study", {**smoke, "epochs": 7})):
+        (records / f"{name}.results.json").write_text(json.dumps(
+            {"chapter": "01", "profile": "smoke", "parameters": params, "seed": 0, "device": "cpu: test",
+             "versions": {}, "metrics": {}, "claims": [claim], "started": "2026-11-28T10:00:00+00:00",
+             "timings_s": {"total": 40.0}}))
     page = book.committed_records_page(records)
     assert "`01_full_x.results.json`" in page and "`width = 256`" in page and "`seed" not in page
+    assert "01_smoke_study" in page and "`epochs = 7`" in page and "01_smoke_timing" not in page
     assert "515.3 s" in page and "SRC helps" in page and "**held**" in page
     assert "No record" in book.committed_records_page(tmp_path / "none")
 
