@@ -205,8 +205,19 @@ def _sane_chapter_06(record):
     assert len(record["claims"]) == 4
 
 
+def _sane_chapter_10(record):
+    m = record["metrics"]
+    methods = {r["method"] for r in m["disc"]}
+    assert methods == {"attention", "LIME", "summary score", "random"}
+    assert all(-1 <= r["Disc+"] <= 1 and -1 <= r["Disc-"] <= 1 for r in m["disc"])
+    assert {r["mode"] for r in m["sanity_violation"]} == {"one by one", "batch"}
+    assert m["objects"] and all(r["objects"] >= 2 for r in m["objects"])
+    assert m["rare"] and all(r["shots"] >= 4 for r in m["rare"])
+    assert len(record["claims"]) == 3
+
+
 SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "06": _sane_chapter_06,
-          "07": _sane_chapter_07, "08": _sane_chapter_08}
+          "07": _sane_chapter_07, "08": _sane_chapter_08, "10": _sane_chapter_10}
 
 
 @pytest.mark.notebook

@@ -1,6 +1,6 @@
-"""Chapter 10's helpers (the chapter itself is not written yet): the generator, the feature
-extractor, KTS against ruptures, the knapsack against brute force, CA-SUM against the official
-per-video computation, the explanations and the measures on hand-made cases, the loaders."""
+"""Chapter 10's helpers: the generator, the feature extractor, KTS against ruptures, the knapsack
+against brute force, CA-SUM against the official per-video computation (written out here from
+the official layer), the explanations and the measures on hand-made cases, the loaders."""
 import itertools
 import math
 
@@ -147,10 +147,13 @@ def test_disc_and_sanity_violation_on_a_hand_made_summariser():
     feats = np.zeros((12, 2), np.float32)
     feats[3:6, 0] = [0.5, 0.9, 0.2]                         # fragment 1 carries all the variation
     black = np.zeros(2, np.float32)
-    top = metrics.discoverability(model, feats, bounds, black, np.array([1, 0, 2, 3]), batch=False)
-    bottom = metrics.discoverability(model, feats, bounds, black, np.array([3, 2, 0, 1]), batch=False)
-    assert top[0] < 1 and bottom[0] == pytest.approx(1.0)    # masking fragment 1 changes the order
+    top = metrics.discoverability(model, feats, bounds, black, np.array([1, 0, 2, 3]), batch=True)
+    bottom = metrics.discoverability(model, feats, bounds, black, np.array([3, 2, 0, 1]), batch=True)
+    assert np.all(top < 1) and np.allclose(bottom, 1.0)      # only masking fragment 1 changes the order
     assert metrics.sanity_violation(top, bottom) == 0.0
+    one_by_one = metrics.discoverability(model, feats, bounds, black, np.array([1, 0, 2, 3]), batch=False)
+    assert one_by_one[0] < 1 and np.allclose(one_by_one[1:], 1.0)
+    assert metrics.sanity_violation(one_by_one, bottom) == pytest.approx(1 / 3)   # two ties, half each
     assert metrics.sanity_violation([0.9, 0.9, 0.9], [0.1, 0.1, 0.95]) == pytest.approx(2 / 3)
     assert metrics.fisher_mean([0.0, 0.0]) == 0.0 and metrics.fisher_mean([1.0]) > 7
 

@@ -57,6 +57,15 @@ class Video:
     def rare_shots(self) -> list[int]:
         return sorted({o.shot for o in self.catalogue if o.rare})
 
+    def recoloured_rare(self, colour=None) -> np.ndarray:
+        """The counterfactual video: every frame as it is, but the rare object painted in a common
+        colour (the same shape, size and motion), so that only its rarity is taken away."""
+        frames = self.frames.copy()
+        for o in self.catalogue:
+            if o.rare:
+                frames[self.objects == o.id] = COMMON[0] if colour is None else colour
+        return frames
+
 
 def _shape_mask(shape: str, size: int, cy: float, cx: float, r: float) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size].astype(np.float32)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .train import attention, score
+from .train import attention, score, score_masked
 
 KERNEL_WIDTH = 0.25
 
@@ -35,7 +35,7 @@ def mask_fragments(features: np.ndarray, bounds: np.ndarray, keep: np.ndarray, b
     """Copies of the video (N, T, d), one per row of ``keep`` (N, fragments): the frames of every
     fragment marked 0 replaced by a black frame's features."""
     frames_kept = np.repeat(keep, np.diff(bounds), axis=1).astype(bool)          # (N, T)
-    return np.where(frames_kept[..., None], features[None], black[None, None, :]).astype(np.float32)
+    return np.where(frames_kept[..., None], features[None], black[None, None, :]).astype(np.float32, copy=False)
 
 
 def lime_weights(patterns: np.ndarray) -> np.ndarray:
@@ -64,7 +64,7 @@ def lime_fragments(model, features: np.ndarray, bounds: np.ndarray, black: np.nd
                    seed: int) -> np.ndarray:
     """Per fragment: its LIME coefficient for the video's mean frame score."""
     patterns = random_patterns(samples, len(bounds) - 1, np.random.default_rng(seed))
-    labels = score(model, mask_fragments(features, bounds, patterns, black)).mean(axis=1)
+    labels = score_masked(model, features, bounds, patterns, black).mean(axis=1)
     return fit_lime(patterns, labels)
 
 

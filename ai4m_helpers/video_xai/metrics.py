@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .explain import mask_fragments
-from .train import score
+from .train import score, score_masked
 
 KS = (1, 2, 3)
 
@@ -36,22 +35,28 @@ def masked_patterns(order: np.ndarray, items: int, batch: bool) -> np.ndarray:
     return patterns
 
 
-def discoverability(model, features: np.ndarray, bounds: np.ndarray, black: np.ndarray,
-                    order: np.ndarray, batch: bool) -> np.ndarray:
-    """τ at k = 1..3 after masking fragments in ``order`` (most to least influential for Disc+,
-    least to most for Disc−)."""
+def discoverability(model, features: np.ndarray, bounds: np.ndarray, black: np.ndarray, orders,
+                    batch: bool) -> np.ndarray:
+    """τ at k = 1..3 after masking fragments in each of ``orders`` (one order, or a list of them;
+    most to least influential for Disc+, least to most for Disc−): (3,) or (orders, 3). All the
+    masked copies go through the summariser in one batch."""
+    single = np.asarray(orders).ndim == 1
+    orders = [np.asarray(o) for o in ([orders] if single else orders)]
+    if any(len(o) < max(KS) for o in orders):
+        out = np.full((len(orders), len(KS)), np.nan)
+        return out[0] if single else out
     original = score(model, features)
-    order = np.asarray(order)
-    if len(order) < max(KS):
-        return np.full(len(KS), np.nan)
-    new = score(model, mask_fragments(features, bounds, masked_patterns(order, len(bounds) - 1, batch), black))
-    return np.array([kendall(original, row) for row in new])
+    patterns = np.concatenate([masked_patterns(o, len(bounds) - 1, batch) for o in orders])
+    new = score_masked(model, features, bounds, patterns, black)
+    out = np.array([kendall(original, row) for row in new]).reshape(len(orders), len(KS))
+    return out[0] if single else out
 
 
 def sanity_violation(disc_plus: np.ndarray, disc_minus: np.ndarray) -> float:
     """Share of k at which masking the bottom items changed the scores more (lower τ) than
-    masking the top items."""
-    return float(np.mean(np.asarray(disc_minus) < np.asarray(disc_plus)))
+    masking the top items; a tie (as when a collapsed model's scores never change) counts half."""
+    plus, minus = np.asarray(disc_plus), np.asarray(disc_minus)
+    return float(np.mean((minus < plus) + 0.5 * (minus == plus)))
 
 
 def fisher_mean(taus) -> float:

@@ -64,14 +64,13 @@ class CASUM(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Xavier-uniform weights with gain √2 and biases 0.1, as the official solver initialises."""
+        """As the official solver initialises: Xavier-uniform weights with gain √2 (LayerNorm
+        weights left at 1) and every bias 0.1, LayerNorm biases included."""
         for name, p in self.named_parameters():
-            if "norm" in name:
-                continue
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p, gain=math.sqrt(2.0))
-            else:
+            if name.endswith("bias"):
                 nn.init.constant_(p, 0.1)
+            elif "norm" not in name:
+                nn.init.xavier_uniform_(p, gain=math.sqrt(2.0))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weighted, attention = self.attention(x)
