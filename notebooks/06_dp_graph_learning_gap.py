@@ -191,15 +191,16 @@ pd.DataFrame([run.graph for run in runs]).round(3)
 # δ follows the paper's rule: 10 to the minus the number of digits of the directed edges (edge
 # level) or of the training nodes (node level). At edge level only the aggregations touch edges: K Gaussian
 # mechanisms of multiplier σ compose exactly into one Gaussian of μ = √K/σ, whose (ε, δ) curve
-# is known in closed form. At node level the DP-SGD runs (Poisson-subsampled Gaussians, rate
-# q = batch / training nodes, T steps each) and the aggregations are added up in Rényi DP and
-# converted to (ε, δ). Each method's σ is the root of ε(σ) = target, shared by all its mechanisms
+# is known in closed form: the edge-level ε is exact. At node level the DP-SGD runs
+# (Poisson-subsampled Gaussians, each example drawn with the rate Opacus uses,
+# q = 1 / ⌈training nodes / batch⌉, for T steps) and the aggregations are added up in Rényi DP
+# and converted to (ε, δ), an upper bound. Each method's σ is the root of ε(σ) = target, shared by all its mechanisms
 # (the budget is not split per module). The last column recomputes ε from σ with Google's
 # dp-accounting (its PLD accountant at edge level, its RDP accountant at node level).
 
 # %%
 calibration = runs[0].calibration  # the first seed's graph; every seed is checked
-calibration.round(4)
+calibration.round(4).assign(δ=calibration["δ"].map("{:.0e}".format))
 
 # %% [markdown]
 # ## Accuracy against ε
@@ -348,7 +349,7 @@ claims_table(claims)
 record.add_metrics(
     graph=runs[0].graph,
     accuracy=curves.round(4).astype({"epsilon": str}).to_dict("records"),
-    calibration=calibration.round(6).to_dict("records"),
+    calibration=calibration.round({"σ": 6}).to_dict("records"),
     attack=attack.round(4).astype({"epsilon": str}).to_dict("records"),
     karate=karate.round(4).astype({"ε": str}).to_dict("records"),
 )

@@ -178,7 +178,7 @@ def test_dp_sgd_trains_through_opacus_and_keeps_the_best_validation_epoch():
                      batch=64, sigma=1.0, seed=0)
     assert plain.test_acc > 0.5 and 0.0 <= private.test_acc <= 1.0 and 1 <= private.best_epoch <= 3
     run = sgd_plan(int(g.train.sum()), 64, 3)
-    assert run.steps == 3 * math.ceil(int(g.train.sum()) / 64)
+    assert run.steps == 3 * int(1 / run.q) and run.q == 1 / math.ceil(int(g.train.sum()) / 64)
 
 
 def test_parameters_are_checked_before_any_work():

@@ -95,7 +95,8 @@ def rdp_to_epsilon(rdp: np.ndarray, delta: float, orders=ORDERS) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class DpSgdRun:
-    """One DP-SGD training: Poisson sampling rate q (batch / training nodes) and its steps."""
+    """One DP-SGD training: its Poisson sampling rate q (Opacus: 1 / ⌈training nodes / batch⌉)
+    and its steps."""
 
     q: float
     steps: int
