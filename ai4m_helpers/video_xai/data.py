@@ -57,13 +57,13 @@ class Video:
     def rare_shots(self) -> list[int]:
         return sorted({o.shot for o in self.catalogue if o.rare})
 
-    def recoloured_rare(self, colour=None) -> np.ndarray:
-        """The counterfactual video: every frame as it is, but the rare object painted in a common
-        colour (the same shape, size and motion), so that only its rarity is taken away."""
+    def recoloured(self, object_id: int, colour) -> np.ndarray:
+        """A counterfactual video: every frame as it is, but one object painted in ``colour`` (the
+        same shape, size and motion). Painting the rare object in a common colour takes its
+        distinct colour away; a colour change also moves the features, which a placebo (a common
+        object repainted in another common colour) measures."""
         frames = self.frames.copy()
-        for o in self.catalogue:
-            if o.rare:
-                frames[self.objects == o.id] = COMMON[0] if colour is None else colour
+        frames[self.objects == object_id] = colour
         return frames
 
 
@@ -172,14 +172,16 @@ def bundled_clips() -> dict[str, str]:
     return {p.stem: str(p) for p in sorted(folder.glob("*.mp4"))}
 
 
-def read_clip(path: str, size: int, every: int = 15, max_frames: int | None = None) -> np.ndarray:
-    """Frames of a video file decoded with PyAV, one in ``every`` (15 of a 30 fps clip: the
-    papers' 2 fps), resized to ``size`` x ``size``: (T, size, size, 3) in [0, 1]."""
+def read_clip(path: str, size: int, fps: float = 2.0, max_frames: int | None = None) -> np.ndarray:
+    """Frames of a video file decoded with PyAV at about ``fps`` frames per second (the papers
+    sample 2), resized to ``size`` x ``size``: (T, size, size, 3) in [0, 1]."""
     import av
 
     out = []
     with av.open(path) as container:
-        for k, frame in enumerate(container.decode(video=0)):
+        stream = container.streams.video[0]
+        every = max(1, round(float(stream.average_rate or 30) / fps))
+        for k, frame in enumerate(container.decode(stream)):
             if k % every:
                 continue
             out.append(frame.to_ndarray(format="rgb24", width=size, height=size).astype(np.float32) / 255)

@@ -85,7 +85,7 @@ def black_out_objects(frames: np.ndarray, ids: np.ndarray, objects: list[int], k
 
 
 def lime_objects(model, features: np.ndarray, frames: np.ndarray, ids: np.ndarray, fragment: np.ndarray,
-                 extractor, samples: int, seed: int, batch_frames: int = 4096) -> tuple[list[int], np.ndarray]:
+                 extractor, samples: int, seed: int, chunk: int = 128) -> tuple[list[int], np.ndarray]:
     """The keyframe's objects and their LIME coefficients for the mean score of the fragment's
     frames: objects blacked out in all the fragment's frames, its features re-extracted and put
     back into the whole video."""
@@ -95,10 +95,11 @@ def lime_objects(model, features: np.ndarray, frames: np.ndarray, ids: np.ndarra
     if not objects:
         return [], np.zeros(0)
     patterns = random_patterns(samples, len(objects), np.random.default_rng(seed))
-    pixels = black_out_objects(frames[fragment], ids[fragment], objects, patterns)   # (N, F, H, W, 3)
-    flat = pixels.reshape(-1, *pixels.shape[2:])
-    new = np.concatenate([extractor(flat[i:i + batch_frames]) for i in range(0, len(flat), batch_frames)])
-    videos = np.repeat(features[None], samples, axis=0)
-    videos[:, fragment] = new.reshape(samples, len(fragment), -1)
-    labels = score(model, videos)[:, fragment].mean(axis=1)
-    return objects, fit_lime(patterns, labels)
+    labels = []
+    for i in range(0, samples, chunk):                 # a chunk of perturbed copies at a time (memory)
+        part = patterns[i:i + chunk]
+        pixels = black_out_objects(frames[fragment], ids[fragment], objects, part)    # (n, F, H, W, 3)
+        videos = np.repeat(features[None], len(part), axis=0)
+        videos[:, fragment] = extractor(pixels.reshape(-1, *pixels.shape[2:])).reshape(len(part), len(fragment), -1)
+        labels.append(score(model, videos)[:, fragment].mean(axis=1))
+    return objects, fit_lime(patterns, np.concatenate(labels))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-COLOURS = {"attention": "tab:blue", "LIME": "tab:orange", "summary score": "tab:green", "random": "tab:grey"}
+COLOURS = {"attention": "tab:blue", "LIME": "tab:orange", "summary score": "tab:green",
+           "longest fragment": "tab:brown", "random": "tab:grey"}
 
 
 def film_strip(axes, frames: np.ndarray, bounds: np.ndarray, rare_shots=()) -> None:
