@@ -208,7 +208,7 @@ def _sane_chapter_06(record):
 def _sane_chapter_10(record):
     m = record["metrics"]
     methods = {r["method"] for r in m["disc"]}
-    assert methods == {"attention", "LIME", "summary score", "random"}
+    assert methods == {"attention", "LIME", "summary score", "longest fragment", "random"}
     assert all(-1 <= r["Disc+"] <= 1 and -1 <= r["Disc-"] <= 1 for r in m["disc"])
     assert {r["mode"] for r in m["sanity_violation"]} == {"one by one", "batch"}
     assert m["objects"] and all(r["objects"] >= 2 for r in m["objects"])
