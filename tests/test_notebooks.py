@@ -210,7 +210,7 @@ def _sane_chapter_10(record):
     methods = {r["method"] for r in m["disc"]}
     assert methods == {"attention", "LIME", "summary score", "longest fragment", "random"}
     assert all(-1 <= r["Disc+"] <= 1 and -1 <= r["Disc-"] <= 1 for r in m["disc"])
-    assert {r["mode"] for r in m["sanity_violation"]} == {"one by one", "batch"}
+    assert all({"one by one", "batch"} <= set(r) for r in m["sanity_violation"])   # one row per method
     assert m["objects"] and all(r["objects"] >= 2 for r in m["objects"])
     assert m["rare"] and all(r["shots"] >= 4 for r in m["rare"])
     assert len(record["claims"]) == 3
