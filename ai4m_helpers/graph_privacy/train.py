@@ -10,10 +10,10 @@ import dataclasses
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..runtime import replicate_seeds
 from .accounting import DpSgdRun
 
 
@@ -91,7 +91,7 @@ def _dp_sgd(model, inputs, y, masks, epochs, lr, batch, sigma, seed, keep_best, 
     train = masks[0]
     model.train()                       # Opacus checks the mode before wrapping
     data = TensorDataset(*(x[train] for x in inputs), y[train])
-    sampling, noise = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(2))
+    sampling, noise = replicate_seeds(seed, 2)
     loader = DataLoader(data, batch_size=batch, generator=torch.Generator().manual_seed(sampling))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     engine = PrivacyEngine()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import claims as C
+from ..runtime import replicate_seeds
 from . import explain, metrics
 from .data import Video, make_videos
 from .features import FrameFeatures
@@ -42,16 +43,12 @@ class Trained:
     features: list[np.ndarray]
 
 
-def _seeds(seed: int, n: int) -> list[int]:
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
-
-
 def prepare(P: dict, seed: int, device="cpu") -> Trained:
     """New train and test videos for this seed, their features, and CA-SUM trained on the train
     videos with the length regulariser."""
     import torch
 
-    data_seed, test_seed, init_seed, order_seed = _seeds(seed, 4)
+    data_seed, test_seed, init_seed, order_seed = replicate_seeds(seed, 4)
     shots = (P["shot_min"], P["shot_max"])
     lengths = (P["min_frames"], P["max_frames"])
     train = make_videos(P["train_videos"], lengths, P["size"], data_seed, shot_range=shots)
@@ -82,7 +79,7 @@ def fragment_scores(tr: Trained, k: int, P: dict) -> dict[str, np.ndarray]:
     frame_scores = score(tr.model, feats)
     return {"attention": explain.attention_scores(tr.model, feats, v.bounds),
             "LIME": explain.lime_fragments(tr.model, feats, v.bounds, tr.black, P["lime_fragments"],
-                                           _seeds(tr.seed * 1000 + k, 1)[0]),
+                                           replicate_seeds(tr.seed * 1000 + k, 1)[0]),
             "summary score": np.array([frame_scores[f].mean() for f in explain.fragment_frames(v.bounds)]),
             # masking more frames changes τ more whatever the explanation: the length baseline shows how much
             "longest fragment": np.diff(v.bounds).astype(float)}
@@ -110,7 +107,7 @@ def fragment_level(tr: Trained, P: dict) -> tuple[list[dict], list[dict]]:
             order = np.argsort(-s, kind="stable")
             rows += _disc_rows(tr, k, method, [order], [order[::-1]])
             rankings.append({"seed": tr.seed, "video": f"{tr.seed}/{v.name}", "method": method, "scores": s})
-        rng = np.random.default_rng(_seeds(tr.seed * 1000 + k, 2)[1])
+        rng = np.random.default_rng(replicate_seeds(tr.seed * 1000 + k, 2)[1])
         orders = [rng.permutation(v.n_shots) for _ in range(P["random_rankings"])]
         rows += _disc_rows(tr, k, BASELINE, orders, [rng.permutation(v.n_shots) for _ in orders])
     return rows, rankings
@@ -176,7 +173,7 @@ def object_level(tr: Trained, P: dict, rankings: list[dict]) -> list[dict]:
                     idx = np.arange(v.bounds[f], v.bounds[f + 1])
                     objects, coef = explain.lime_objects(tr.model, tr.features[k], v.frames, v.objects, idx,
                                                          tr.extractor, P["lime_objects"],
-                                                         _seeds(tr.seed * 1000 + k, 3 + f)[-1])
+                                                         replicate_seeds(tr.seed * 1000 + k, 3 + f)[-1])
                     explained[f] = (idx, objects, coef)
                 idx, objects, coef = explained[f]
                 if len(objects) < 2:
@@ -246,7 +243,7 @@ def rare_dependence(tr: Trained, rankings: list[dict], P: dict) -> list[dict]:
         placebo_drop = _shot_drop(tr, k, placebo[0].shot, v.recoloured(placebo[0].id, placebo[1])) if placebo else 0.0
         idx = np.arange(v.bounds[shot], v.bounds[shot + 1])
         objects, coef = explain.lime_objects(tr.model, tr.features[k], v.frames, v.objects, idx, tr.extractor,
-                                             P["lime_objects"], _seeds(tr.seed * 1000 + k, 40)[-1])
+                                             P["lime_objects"], replicate_seeds(tr.seed * 1000 + k, 40)[-1])
         row = {"seed": tr.seed, "video": f"{tr.seed}/{v.name}", "shots": v.n_shots, "rare shot": shot,
                "drop when recoloured": drop, "placebo drop": placebo_drop,
                "depends on it": drop >= max(DEPENDENCE_MIN_DROP, abs(placebo_drop)),
