@@ -101,11 +101,7 @@ def run_chapter(chapter: Chapter, parameters: dict[str, Any], out_dir: pathlib.P
     start = time.perf_counter()
     os.environ[BATCH_ENV] = "1"   # read by the kernel (chapter.batch_run)
     try:
-        papermill.execute_notebook(str(source), str(executed), parameters=params,
-                                   cwd=str(out_dir.resolve()), progress_bar=progress,
-                                   execution_timeout=cell_timeout, kernel_name="python3",
-                                   # the kernel's start-up warnings are noise for a reader
-                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        _execute(papermill, source, executed, params, out_dir, cell_timeout, progress)
     except PapermillExecutionError as err:
         entry.update(status="failed", error={"cell": err.cell_index, "exec_count": err.exec_count,
                                              "ename": err.ename, "evalue": err.evalue})
@@ -119,6 +115,26 @@ def run_chapter(chapter: Chapter, parameters: dict[str, Any], out_dir: pathlib.P
     if entry["status"] == "ok":
         _attach_record(entry, record_path)
     return entry
+
+
+# jupyter_client picks a kernel's ports before the kernel binds them, so a kernel started beside
+# others can lose its port and die before it answers; nothing has run yet, so starting again is safe.
+KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
+KERNEL_STARTS = 3
+
+
+def _execute(papermill, source, executed, params, out_dir, cell_timeout, progress) -> None:
+    for attempt in range(1, KERNEL_STARTS + 1):
+        try:
+            papermill.execute_notebook(str(source), str(executed), parameters=params,
+                                       cwd=str(out_dir.resolve()), progress_bar=progress,
+                                       execution_timeout=cell_timeout, kernel_name="python3",
+                                       # the kernel's start-up warnings are noise for a reader
+                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            return
+        except RuntimeError as err:
+            if KERNEL_START_FAILURE not in str(err) or attempt == KERNEL_STARTS:
+                raise
 
 
 def _drop_machine_paths(executed: pathlib.Path) -> None:

@@ -77,6 +77,24 @@ def test_a_notebook_that_writes_no_record_counts_as_failed(tmp_path):
     assert entry["status"] == "failed" and entry["error"]["ename"] == "NoResultsRecord"
 
 
+def test_a_kernel_that_dies_on_start_is_started_again(two_chapters, tmp_path, monkeypatch):
+    import papermill
+
+    nbdir, good, _ = two_chapters
+    real, calls = papermill.execute_notebook, []
+
+    def flaky(*args, **kwargs):   # the first start loses its port to another kernel
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError(runner.KERNEL_START_FAILURE)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    entry = runner.run([good], "smoke", {good.name: {"seed": 4}}, tmp_path / "out", notebooks_dir=nbdir,
+                       log=lambda m: None)[0]
+    assert entry["status"] == "ok" and len(calls) == 2
+
+
 def test_overrides_are_parsed_checked_and_scoped():
     ch1 = chapters.find(["01"])
     assert runner.parse_overrides([("seed", "3"), ("eps", "0.2")], ch1) == {ch1[0].name: {"seed": 3, "eps": 0.2}}
