@@ -192,6 +192,18 @@ def _sane_chapter_02(record):
     assert len(record["claims"]) == 5
 
 
+def _sane_chapter_05(record):
+    m = record["metrics"]
+    runs = {r["run"] for r in m["runs"]}
+    assert {"FedAvg", "FedAvg, encrypted", "DP-FedAvg, z = 0 (clipping only)"} <= runs
+    plain = [r["accuracy"] for r in m["runs"] if r["run"] == "FedAvg"]
+    assert min(plain) > 0.5                                                  # well above chance (0.25)
+    assert m["max_aggregation_error"] < 1e-6 and 15 < m["expansion"] < 30
+    assert m["predictions_tested"] > 0 and m["attack_clients"] > 0 and m["engine"] == "in-process"
+    assert all(p["ε (Opacus RDP)"] > 0 for p in m["privacy"])
+    assert len(record["claims"]) == 4
+
+
 def _sane_chapter_06(record):
     m = record["metrics"]
     rows = {(r["level"], r["method"], r["epsilon"]): r for r in m["accuracy"]}
@@ -216,7 +228,8 @@ def _sane_chapter_10(record):
     assert len(record["claims"]) == 3
 
 
-SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "06": _sane_chapter_06,
+SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "05": _sane_chapter_05,
+          "06": _sane_chapter_06,
           "07": _sane_chapter_07, "08": _sane_chapter_08, "10": _sane_chapter_10}
 
 
