@@ -111,7 +111,18 @@ def test_an_encrypted_federation_learns_the_plaintext_model_and_new_keys_are_use
         w = crypto.decrypt(crypto.load_context(keys.secret), apps.cipher_pieces(arrays))[:size]
         np.testing.assert_allclose(w, w_plain, atol=1e-4)
     assert result["evaluate"]["2"]["test_accuracy"] == plain["evaluate"]["2"]["test_accuracy"]
-    assert result["rounds"][1]["clients"][0]["decrypt_s"] > 0 and result["wire_bytes"] > 0
+    assert result["clients"][0][1]["decrypt_s"] > 0 and result["wire_bytes"] > 0
+
+
+def test_the_server_receives_ciphertexts_and_counts_only(tmp_path):
+    keys = crypto.Keys.generate()
+    setting = apps.FedSetting(**TINY, encrypted=True, clip=0.5, noise_multiplier=1.0)
+    _, replies = ex.first_round_replies(setting, tmp_path, keys)
+    for arrays in replies.values():
+        assert apps.is_cipher(arrays) and all(k.startswith(apps.CIPHER_PREFIX) for k in arrays)
+    _, result = apps.run_in_process(setting, tmp_path / "run", keys)
+    assert set(result["rounds"][0]) == {"round", "aggregate_s", "sigma", "bytes_received", "bytes_sent"}
+    assert {"update_norm", "train_loss"} <= set(result["clients"][0][0])      # kept by the client
 
 
 def test_dp_federation_adds_noise_of_the_stated_size(tmp_path):
@@ -119,6 +130,28 @@ def test_dp_federation_adds_noise_of_the_stated_size(tmp_path):
     _, result = apps.run_in_process(setting, tmp_path)
     assert all(r["sigma"] == pytest.approx(2.0 * 0.5 / 2) for r in result["rounds"])
     assert apps.run_in_process(apps.FedSetting(**TINY, clip=0.5), tmp_path / "z0")[1]["rounds"][0]["sigma"] == 0
+
+
+def test_distributed_noise_adds_up_to_the_central_noise():
+    setting = apps.FedSetting(**{**TINY, "clients": 8}, clip=0.5, noise_multiplier=2.0, client_noise=True)
+    shares = np.stack([apps._client_noise(setting, k, 1) for k in range(8)])
+    average = shares.mean(axis=0)                        # the server's 1/m average of the clients' noise
+    assert average.std() == pytest.approx(privacy.noise_std(2.0, 0.5, 8), rel=0.05)
+
+
+def test_dp_aggregation_divides_by_the_clients_sampled_not_the_replies():
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+
+    setting = apps.FedSetting(**{**TINY, "clients": 4}, clip=1.0)
+    apps._as_server_task(1)                              # messages are made by the server
+    template = get_weights(SoundNet(width=setting.width))
+    strategy = apps.SecureFedAvg(setting)
+    ones = [np.ones_like(w) for w in template]
+    replies = [Message(RecordDict({"arrays": ArrayRecord(ones), "metrics": MetricRecord({"num-examples": 5})}),
+                       dst_node_id=1, message_type="train") for _ in range(3)]   # one client dropped out
+    strategy._check_and_log_replies = lambda r, is_train: (list(r), [])
+    arrays, _ = strategy.aggregate_train(1, replies)
+    assert np.allclose(flatten(arrays.to_numpy_ndarrays()), 0.75)
 
 
 def test_the_simulation_engine_runs_the_same_apps(tmp_path):
@@ -214,7 +247,8 @@ def test_linearity_fit_reads_a_linear_and_a_quadratic_cost():
 
 
 @pytest.mark.parametrize("bad,message", [
-    ({"noise": [1.0, 0.5]}, "increasing"),
+    ({"epsilons": [8.0, 1.0]}, "increasing"),
+    ({"dp_noise": "nobody"}, "one of"),
     ({"clients": 50, "train_per_class": 5}, "training clips"),
     ({"ckks": "2048/10"}, "one of"),
     ({"alpha": float("nan")}, "alpha"),

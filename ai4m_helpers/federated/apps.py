@@ -61,6 +61,7 @@ class FedSetting:
     encrypted: bool = False
     clip: float = 0.0               # > 0: DP-FedAvg's client-side clipping norm S
     noise_multiplier: float = 0.0   # z; σ = z·S/m on the average
+    client_noise: bool = False      # distributed DP: each client adds its share of the noise
 
     @property
     def private(self) -> bool:
@@ -168,8 +169,7 @@ def client_update(msg: Message, context: Context, key) -> Message:
     template = _template(setting)
     model = set_weights(SoundNet(width=setting.width), unflatten(reference, template))
     start = time.perf_counter()
-    round_seed = int(np.random.SeedSequence([setting.seed, k, int(msg.content["config"]["server-round"])])
-                     .generate_state(1)[0])
+    round_seed = int(np.random.SeedSequence([setting.seed, k, server_round(msg)]).generate_state(1)[0])
     loss = local_train(model, x, y, setting.local_epochs, setting.lr, setting.batch, round_seed,
                        setting.momentum)
     timings["train_s"] = time.perf_counter() - start
@@ -177,15 +177,51 @@ def client_update(msg: Message, context: Context, key) -> Message:
     norm = float(np.linalg.norm(weights - reference))
     if setting.private:
         weights, _ = privacy.clip_update(weights, reference, setting.clip)
+        if setting.client_noise:
+            weights = weights + _client_noise(setting, k, server_round(msg))
     if setting.encrypted:
         start = time.perf_counter()
         arrays = cipher_record(crypto.encrypt(key(context), weights))
         timings["encrypt_s"] = time.perf_counter() - start
     else:
         arrays = ArrayRecord(unflatten(weights, template))
-    metrics = {"num-examples": len(y), "train_loss": loss, "update_norm": norm,
-               "bytes_up": record_nbytes(arrays), **timings}
+    # Measurements stay on the client (its node state): the norm before clipping and the loss
+    # would tell the server about the client's data. Only n_k goes out, which FedAvg's weights need.
+    log_on_client(context, {"round": server_round(msg), "train_loss": loss, "update_norm": norm,
+                            "bytes_up": record_nbytes(arrays), **timings})
+    metrics = {"num-examples": len(y)}
     return Message(RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}), reply_to=msg)
+
+
+def server_round(msg: Message) -> int:
+    return int(msg.content["config"]["server-round"])
+
+
+def _client_noise(setting: FedSetting, k: int, rnd: int) -> np.ndarray:
+    """Client k's share of distributed DP noise: N(0, m·σ²) on its clipped weights, so that the
+    average over m clients carries N(0, σ²), σ = z·S/m, without trusting the server to add it."""
+    m = setting.clients
+    sigma = privacy.noise_std(setting.noise_multiplier, setting.clip, m) * np.sqrt(m)
+    size = sum(w.size for w in _template(setting))
+    return np.random.default_rng([setting.seed, k, rnd, 5]).normal(0.0, sigma, size)
+
+
+CLIENT_LOG = "measurements"
+
+
+def log_on_client(context: Context, row: dict) -> None:
+    """Append a row to the client's own log in its node state (never sent)."""
+    from flwr.app import ConfigRecord
+
+    log = context.state.config_records.get(CLIENT_LOG)
+    rows = json.loads(log["rows"]) if log else []
+    rows.append(row)
+    context.state.config_records[CLIENT_LOG] = ConfigRecord({"rows": json.dumps(rows)})
+
+
+def client_log(context: Context) -> list[dict]:
+    log = context.state.config_records.get(CLIENT_LOG)
+    return json.loads(log["rows"]) if log else []
 
 
 def client_evaluate(msg: Message, context: Context, key) -> Message:
@@ -230,16 +266,23 @@ class SecureFedAvg(FedAvg):
         if not valid:
             return None, None
         contents = [m.content for m in valid]
-        counts = np.array([next(iter(c.metric_records.values()))[self.weighted_by_key] for c in contents], float)
-        m = len(contents)
-        weights = np.full(m, 1.0 / m) if self.setting.private else counts / counts.sum()
-        sigma = privacy.noise_std(self.setting.noise_multiplier, self.setting.clip, m) if self.setting.private else 0.0
+        records = [c[self.arrayrecord_key] for c in contents]
+        if self.setting.private:
+            # A fixed denominator, the clients sampled (all of them): dividing by the replies
+            # received instead would let a dropout change the sensitivity S/m.
+            m = self.setting.clients
+            weights = np.full(len(records), 1.0 / m)
+            sigma = 0.0 if self.setting.client_noise else privacy.noise_std(self.setting.noise_multiplier,
+                                                                            self.setting.clip, m)
+        else:
+            counts = np.array([next(iter(c.metric_records.values()))[self.weighted_by_key] for c in contents], float)
+            weights, sigma = counts / counts.sum(), 0.0
         start = time.perf_counter()
-        arrays = self._aggregate([c[self.arrayrecord_key] for c in contents], weights, sigma)
+        arrays = self._aggregate(records, weights, sigma)
         aggregate_s = time.perf_counter() - start
-        clients = [dict(next(iter(c.metric_records.values()))) for c in contents]
         self.rounds.append({"round": server_round, "aggregate_s": aggregate_s, "sigma": sigma,
-                            "bytes_down": record_nbytes(arrays), "clients": clients})
+                            "bytes_received": [record_nbytes(r) for r in records],
+                            "bytes_sent": record_nbytes(arrays)})
         return arrays, self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
     def _aggregate(self, records: list[ArrayRecord], weights: np.ndarray, sigma: float) -> ArrayRecord:
@@ -370,6 +413,8 @@ def run_in_process(setting: FedSetting, workdir: pathlib.Path,
     server_app(grid, Context(grid.run.run_id, SUPERLINK_NODE, {}, RecordDict(), run_config))
     arrays, result = read_result(pathlib.Path(run_config["out-dir"]))
     result["wire_bytes"] = grid.wire_bytes
+    # What each client measured and kept for itself, read here as its operator would.
+    result["clients"] = {int(c.node_config["partition-id"]): client_log(c) for c in grid.contexts.values()}
     return arrays, result
 
 

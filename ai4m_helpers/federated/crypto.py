@@ -2,7 +2,8 @@
 
 The key holder makes a CKKS context and keys. Clients hold the full context (with the secret key:
 one key shared by all clients, a simplification); the server gets the *public* context only
-(public and relinearisation keys, no Galois keys: aggregation needs no rotations). A client
+(the parameters and the public key: no Galois or relinearisation keys, since adding ciphertexts
+and multiplying them by plaintext numbers needs neither). A client
 encrypts its flat weight vector (``ckks_vector`` packs N/2 values per ciphertext and splits a
 longer vector over several); what travels is the serialised bytes. The server deserialises the
 ciphertexts against its public context, multiplies each by its plaintext weight n_k / N and adds
@@ -53,7 +54,7 @@ class Keys:
     def generate(cls, setting: CKKSSetting = CKKSSetting()) -> "Keys":
         ctx = make_context(setting)
         return cls(secret=ctx.serialize(save_secret_key=True),
-                   public=ctx.serialize(save_secret_key=False, save_galois_keys=False))
+                   public=ctx.serialize(save_secret_key=False, save_galois_keys=False, save_relin_keys=False))
 
 
 def load_context(blob: bytes):
@@ -115,19 +116,17 @@ def ciphertext_count(parameters: int, setting: CKKSSetting = CKKSSetting()) -> i
 
 
 # -- costs ----------------------------------------------------------------------------------
-def _rss() -> int:
-    """Resident memory of this process, after handing freed heap pages back to the system
-    (glibc's malloc_trim), so that the next allocations show up as growth instead of reusing them.
-    (Ciphertexts are freed as soon as nothing refers to them: no garbage collection is needed.)"""
-    import ctypes
+def held_bytes(ctx, blobs: list[bytes]) -> int:
+    """Memory of ciphertexts once parsed: 2 polynomials × (primes in use) × N coefficients × 8
+    bytes each, read from SEAL's own objects. (The process's resident memory cannot show it:
+    SEAL allocates from a memory pool that it keeps once grown.)"""
+    import tenseal as ts
 
-    import psutil
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):   # not glibc: the measure is rougher
-        pass
-    return psutil.Process().memory_info().rss
+    total = 0
+    for blob in blobs:
+        for ct in ts.ckks_vector_from(ctx, blob).ciphertext():
+            total += ct.size() * ct.coeff_modulus_size() * ct.poly_modulus_degree() * 8
+    return total
 
 
 def _best_of(runs: int, fn) -> tuple[float, object]:
@@ -145,23 +144,19 @@ def measure_costs(parameters: int, clients: int, keys: Keys, seed: int, runs: in
     """One aggregation of ``clients`` random weight vectors of ``parameters`` values, each phase
     timed on its own: encryption (the fastest client: they do the same work), the server's
     weighted sum and one decryption (each the best of ``runs``). Bytes are the serialised
-    ciphertexts (what goes over the wire); memory is the growth of this process's resident set while the server holds every
-    client's ciphertexts, as received bytes and parsed; the error is the largest difference from
-    the plaintext weighted mean."""
-    import tenseal as ts
-
+    ciphertexts (what goes over the wire); the server's memory is what it holds while adding:
+    every client's received bytes and their parsed ciphertexts; the error is the largest
+    difference from the plaintext weighted mean."""
     rng = np.random.default_rng([seed, parameters])
     vectors = rng.normal(0, 0.1, (clients, parameters))
     weights = rng.dirichlet(np.ones(clients))
     client_ctx, server_ctx = load_context(keys.secret), load_context(keys.public)
-    before = _rss()
     times, blobs = zip(*(_best_of(1, lambda v=v: encrypt(client_ctx, v)) for v in vectors))
-    held = [[ts.ckks_vector_from(server_ctx, b) for b in pieces] for pieces in blobs]
-    memory = max(_rss() - before, 0)
-    del held
+    received = sum(nbytes(b) for b in blobs)
     aggregate_s, total = _best_of(runs, lambda: weighted_sum(server_ctx, list(blobs), weights.tolist()))
     decrypt_s, mean = _best_of(runs, lambda: decrypt(client_ctx, total)[:parameters])
     return {"parameters": parameters, "ciphertexts": ciphertext_count(parameters),
             "encrypt_s": float(np.min(times)), "aggregate_s": aggregate_s, "decrypt_s": decrypt_s,
             "bytes_per_client": nbytes(blobs[0]), "expansion": nbytes(blobs[0]) / (4 * parameters),
-            "memory_bytes": memory, "max_error": float(np.abs(mean - weights @ vectors).max())}
+            "memory_bytes": received + clients * held_bytes(server_ctx, blobs[0]),
+            "max_error": float(np.abs(mean - weights @ vectors).max())}

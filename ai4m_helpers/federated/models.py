@@ -1,5 +1,5 @@
-"""Chapter 5's model: a small 1-D CNN over log-mel frames, and the flat-vector view of its
-weights that encryption and clipping work on."""
+"""Chapter 5's model: a small MLP over the statistics of log-mel frames, and the flat-vector
+view of its weights that encryption and clipping work on."""
 from __future__ import annotations
 
 import numpy as np

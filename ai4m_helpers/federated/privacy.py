@@ -14,8 +14,9 @@ import numpy as np
 # Rényi orders searched for the best conversion to (ε, δ): finer and wider than Opacus' default,
 # so that the optimum is never at an end of the range at these noise levels. With client
 # sampling (q < 1) only integer orders: dp-accounting's series for fractional ones may not converge.
-ORDERS = tuple(1 + x / 100 for x in range(1, 1000)) + tuple(float(a) for a in range(11, 512))
-INTEGER_ORDERS = tuple(float(a) for a in range(2, 512))
+ORDERS = (tuple(1 + x / 1000 for x in range(1, 10)) + tuple(1 + x / 100 for x in range(1, 1000))
+          + tuple(float(a) for a in range(11, 512)) + tuple(float(a) for a in np.geomspace(512, 1e5, 40)[1:]))
+INTEGER_ORDERS = tuple(float(a) for a in range(2, 512)) + tuple(float(round(a)) for a in np.geomspace(512, 1e5, 40)[1:])
 
 
 def _orders(sample_rate: float) -> list[float]:
@@ -74,4 +75,9 @@ def noise_for(target_epsilon: float, rounds: int, sample_rate: float, delta: flo
 
     if not target_epsilon > 0 or math.isinf(target_epsilon):
         raise ValueError("the target ε must be positive and finite")
-    return float(brentq(lambda z: epsilon(z, rounds, sample_rate, delta) - target_epsilon, 1e-2, 1e3, xtol=1e-6))
+    import warnings
+
+    with warnings.catch_warnings():    # the search visits extreme z, whose optimal order is at an end
+        warnings.simplefilter("ignore", UserWarning)
+        return float(brentq(lambda z: epsilon(z, rounds, sample_rate, delta) - target_epsilon, 1e-2, 1e3,
+                            xtol=1e-6))
