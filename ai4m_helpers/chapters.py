@@ -55,6 +55,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("08", "deepfake_detector_fairness",
             "Fairness and robustness bias of a deepfake detector",
             "ai4m_helpers.fairness.params:PARAMS", "fairness"),
+    Chapter("09", "benchmarking_platform", "An evaluation-as-a-service benchmarking platform",
+            "ai4m_helpers.benchmarking.params:PARAMS", "benchmarking"),
     Chapter("10", "video_summarization_explanations",
             "Multi-granular explanations of video summarisation",
             "ai4m_helpers.video_xai.params:PARAMS", "video_xai"),

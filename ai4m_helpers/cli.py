@@ -1,4 +1,4 @@
-"""`ai4m`: list chapters, run them with papermill under a profile, build the book."""
+"""`ai4m`: list chapters, run them with papermill under a profile, build the book, run a benchmark."""
 from __future__ import annotations
 
 import argparse
@@ -60,7 +60,107 @@ def _parser() -> argparse.ArgumentParser:
                     help="executed chapters to build from (default: run every chapter in smoke first)")
     bk.add_argument("--check", action="store_true",
                     help="then load every page in headless Chromium: script errors, broken links, figures, search")
+    bench = sub.add_parser("bench", help="the benchmarking platform: serve it, run its workers, submit")
+    acts = bench.add_subparsers(dest="act", required=True, parser_class=_Parser)
+    serve = acts.add_parser("serve", help="the HTTP service over a platform folder")
+    create = acts.add_parser("create", help="a competition from a bundle; prints its id")
+    create.add_argument("--slug", required=True)
+    create.add_argument("--bundle", type=pathlib.Path, required=True, help="the competition's YAML bundle")
+    reg = acts.add_parser("register", help="a participant; prints their token (shown only this once)")
+    reg.add_argument("--name", required=True)
+    reg.add_argument("--organiser", action="store_true")
+    work = acts.add_parser("work", help="run the queued submissions, then stop")
+    work.add_argument("--jobs", type=int, default=2)
+    work.add_argument("--backend", choices=("local", "ray"), default="local")
+    for act in (serve, create, reg, work):
+        act.add_argument("--data-dir", type=pathlib.Path, required=True, help="the platform's folder")
+        act.add_argument("--url", default=None, help="database URL (default: SQLite in the data folder)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    submit = acts.add_parser("submit", help="send a submission to a server; prints its id")
+    submit.add_argument("--competition", required=True)
+    submit.add_argument("--phase", required=True)
+    submit.add_argument("--kind", choices=("code", "result"), required=True)
+    submit.add_argument("--label", default="")
+    submit.add_argument("file", type=pathlib.Path, help="a Python file with fit/predict, or a CSV 'id,label'")
+    status = acts.add_parser("status", help="a submission's status and scores (JSON)")
+    status.add_argument("id", type=int)
+    status.add_argument("--logs", action="store_true", help="its logs too")
+    for act in (submit, status):
+        act.add_argument("--server", required=True, help="the service's URL, e.g. http://127.0.0.1:8000")
+        act.add_argument("--token", required=True, help="yours (write --token=T if it starts with '-')")
     return parser
+
+
+class BenchError(Exception):
+    """A refusal from the platform or the server, or an unreachable server: one line."""
+
+
+def _http(args, method: str, path: str, **kwargs):
+    """One request to the service; its JSON, or :class:`BenchError` with the server's one line."""
+    import httpx
+
+    try:
+        reply = httpx.request(method, args.server.rstrip("/") + path, timeout=60,
+                              headers={"Authorization": f"Bearer {args.token}"}, **kwargs)
+    except httpx.HTTPError as err:
+        raise BenchError(f"cannot reach {args.server}: {err}") from None
+    if reply.is_error:
+        try:
+            detail = reply.json()["detail"]
+        except (ValueError, KeyError, TypeError):
+            detail = reply.text.strip() or reply.reason_phrase
+        if isinstance(detail, list):                 # FastAPI's validation errors
+            detail = "; ".join(f"{'.'.join(map(str, d['loc'][1:]))}: {d['msg']}" for d in detail)
+        raise BenchError(f"{reply.status_code} {detail}")
+    return reply.json()
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from .benchmarking.bundle import BundleError
+    from .benchmarking.platform import Platform, Refused, run_workers
+
+    try:
+        if args.act == "submit":
+            try:
+                payload = args.file.read_bytes()
+            except OSError as err:
+                raise BenchError(f"cannot read {args.file}: {err.strerror}") from None
+            reply = _http(args, "POST", f"/competitions/{args.competition}/submissions",
+                          files={"file": (args.file.name, payload)},
+                          data={"phase": args.phase, "kind": args.kind, "label": args.label})
+            print(reply["id"])
+        elif args.act == "status":
+            out = _http(args, "GET", f"/submissions/{args.id}")
+            if args.logs:
+                out["logs"] = _http(args, "GET", f"/submissions/{args.id}/logs")
+            print(json.dumps(out, indent=2))
+        elif args.act == "serve":
+            from .benchmarking.service import serve
+
+            serve(args.data_dir, args.host, args.port, args.url)
+        else:
+            platform = Platform(args.data_dir, args.url)
+            if args.act == "create":
+                try:
+                    text = args.bundle.read_text()
+                except OSError as err:
+                    raise BenchError(f"cannot read {args.bundle}: {err.strerror}") from None
+                print(platform.create(args.slug, text))
+            elif args.act == "register":
+                print(platform.register(args.name, args.organiser))
+            else:
+                if args.jobs < 1:
+                    raise BenchError("--jobs must be at least 1")
+                lost = platform.reap()        # submissions of workers that died: failed, "worker lost"
+                done = run_workers(platform, args.jobs, args.backend)
+                print(f"ran {len(done)} submission(s)" + (f"; {len(lost)} lost by dead workers" if lost else ""))
+    except (BenchError, Refused, BundleError) as err:
+        print(f"ai4m: error: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -148,7 +248,7 @@ def cmd_book(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "course": cmd_course, "book": cmd_book}
+    handlers = {"list": cmd_list, "run": cmd_run, "course": cmd_course, "book": cmd_book, "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except (ParameterError, KeyError) as err:

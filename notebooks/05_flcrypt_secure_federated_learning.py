@@ -158,9 +158,8 @@ plt.show()
 # statistics pooled across clients), and an MLP of two hidden layers.
 
 # %%
-print(
-    f"SoundNet(width={P['width']}): {count_parameters(SoundNet(width=P['width'])):,} parameters"
-)
+size = count_parameters(SoundNet(width=P["width"]))
+print(f"SoundNet(width={P['width']}): {size:,} parameters")
 
 # %% [markdown]
 # ## FedAvg on Flower, and where the encryption goes
@@ -323,7 +322,8 @@ summary.assign(
 # %%
 print(
     f"ciphertext expansion: {sweep['expansion'].median():.1f} × the float32 weights; "
-    f"largest error of a decrypted weighted sum in the sweep: {sweep['max_error'].max():.1e}"
+    "largest error of a decrypted weighted sum in the sweep: "
+    f"{sweep['max_error'].max():.1e}"
 )
 
 # %% [markdown]
@@ -352,7 +352,8 @@ plots.server_view(axes[0], axes[1], attack, view["byte frequencies"], data.SURFA
 plt.tight_layout()
 plt.show()
 print(
-    f"majority surface guessed right for {attack['hit'].sum()} of {len(attack)} clients "
+    f"majority surface guessed right for {attack['hit'].sum()} "
+    f"of {len(attack)} clients "
     f"(chance {chance:.0%})"
 )
 pd.Series({k: v for k, v in view.items() if k != "byte frequencies"})
@@ -474,7 +475,7 @@ claims_table(claims)
 
 # %% tags=["hide-input"]
 record.add_metrics(
-    parameters=count_parameters(SoundNet(width=P["width"])),
+    parameters=size,
     runs=rows.astype({"ε": str}).round(4).to_dict("records"),
     costs_per_round=per_round.round(5).reset_index().to_dict("records"),
     sweep=fits.round(8).to_dict("records"),

@@ -217,6 +217,18 @@ def _sane_chapter_06(record):
     assert len(record["claims"]) == 4
 
 
+def _sane_chapter_09(record):
+    m = record["metrics"]
+    finished = [s for s in m["submissions"] if s["status"] == "finished"]
+    assert len(finished) == len(m["submissions"])                          # every honest run finished
+    assert {row["participant"] for row in m["public"]} == {s["method"] for s in finished}
+    assert "mallory" not in {row["participant"] for row in m["public"] + m["private"]}
+    if m["isolation"]["own user"]:       # without it the platform's data cannot be hidden (the chapter says so)
+        assert all(f["observed"] == f["expected"] for f in m["faulty"])
+    assert max(row["accuracy"] for row in m["public"]) > 0.9
+    assert len(m["split_sha256"]) == 64 and len(record["claims"]) == 3
+
+
 def _sane_chapter_10(record):
     m = record["metrics"]
     methods = {r["method"] for r in m["disc"]}
@@ -229,7 +241,7 @@ def _sane_chapter_10(record):
 
 
 SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "05": _sane_chapter_05,
-          "06": _sane_chapter_06,
+          "06": _sane_chapter_06, "09": _sane_chapter_09,
           "07": _sane_chapter_07, "08": _sane_chapter_08, "10": _sane_chapter_10}
 
 

@@ -1,0 +1,138 @@
+"""The chapter's submissions, as participants would write them: five methods, and faulty ones,
+each with the status the platform must give it. A submission defines ``fit(X, y) -> model`` and
+``predict(model, X) -> labels``."""
+from __future__ import annotations
+
+METHODS = {
+    "logistic regression": """
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+def fit(X, y):
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+
+def predict(model, X):
+    return model.predict(X)
+""",
+    "k nearest neighbours": """
+from sklearn.neighbors import KNeighborsClassifier
+
+def fit(X, y):
+    # brute force: every prediction compares with every training example
+    return KNeighborsClassifier(n_neighbors=3, algorithm="brute").fit(X, y)
+
+def predict(model, X):
+    return model.predict(X)
+""",
+    "random forest": """
+from sklearn.ensemble import RandomForestClassifier
+
+def fit(X, y):
+    return RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)
+
+def predict(model, X):
+    return model.predict(X)
+""",
+    "small MLP": """
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+def fit(X, y):
+    return make_pipeline(StandardScaler(), MLPClassifier((64,), max_iter=300, random_state=0)).fit(X, y)
+
+def predict(model, X):
+    return model.predict(X)
+""",
+    "most frequent class": """
+import numpy as np
+
+def fit(X, y):
+    return np.bincount(y).argmax()
+
+def predict(model, X):
+    return np.full(len(X), model)
+""",
+}
+
+# name -> (kind, payload, expected failure). {db} becomes the platform's database path, {nan_csv}
+# a result file with a row for every test example and one NaN label.
+FAULTY = {
+    "crash": ("code", """
+def fit(X, y):
+    raise RuntimeError("a bug in training")
+
+def predict(model, X):
+    return X[:, 0]
+""", "crash"),
+    "sleeps past the limit": ("code", """
+import time
+
+def fit(X, y):
+    time.sleep(600)
+
+def predict(model, X):
+    return X[:, 0]
+""", "timeout"),
+    "wrong length": ("code", """
+import numpy as np
+
+def fit(X, y):
+    return 0
+
+def predict(model, X):
+    return np.zeros(len(X) - 1, dtype=int)
+""", "malformed output"),
+    "NaN": ("code", """
+import numpy as np
+
+def fit(X, y):
+    return 0
+
+def predict(model, X):
+    out = np.zeros(len(X))
+    out[3] = np.nan
+    return out
+""", "malformed output"),
+    "reads the hidden labels": ("code", """
+def fit(X, y):
+    return open("{db}", "rb").read()       # the platform's database, with the hidden labels
+
+def predict(model, X):
+    return [0] * len(X)
+""", "crash"),
+    "fork bomb": ("code", """
+import os
+
+def fit(X, y):
+    while True:
+        os.fork()
+
+def predict(model, X):
+    return [0] * len(X)
+""", "crash"),
+    "memory hog": ("code", """
+import numpy as np
+
+def fit(X, y):
+    return np.ones((50_000, 50_000))
+
+def predict(model, X):
+    return [0] * len(X)
+""", "memory"),
+    "writes no predictions": ("code", """
+import os
+
+def fit(X, y):
+    return 0
+
+def predict(model, X):
+    os._exit(0)
+""", "missing file"),
+    "result file with a NaN": ("result", "{nan_csv}", "refused"),     # every row, one label NaN
+    "code without predict()": ("code", """
+def fit(X, y):
+    return 0
+""", "refused"),
+}

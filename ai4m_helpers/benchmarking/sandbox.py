@@ -1,0 +1,330 @@
+"""Running a code submission in isolation.
+
+A submission is a Python file with ``fit(X, y) -> model`` and ``predict(model, X) -> labels``.
+The platform's ingestion program (below) runs it in a child process that sees:
+
+- its own working directory holding only the public inputs (training examples with labels, test
+  examples without) and the submission; the hidden labels never leave the database;
+- a scrubbed environment (``python -I``: no user site, no ``PYTHON*`` variables; a minimal
+  ``PATH``; one math thread);
+- resource limits (``setrlimit``): CPU seconds, address space, file size, number of processes
+  (a fork bomb stops there), no core dumps; and a wall-clock timeout, after which its whole
+  process group is killed;
+- where the platform allows it (running as root, as a worker does in its container), a user id
+  of its own, so that it can read nothing the platform wrote, and a network namespace of its
+  own, with no interface but a loopback that is down. Elsewhere the run says so
+  (:func:`isolation`).
+
+Its stdout and stderr are kept per step. The ingestion program times ``fit`` and ``predict``
+inside the child (prediction: after a warm-up on a few examples, the best of three runs); the
+parent reads the child's CPU time and peak memory from the kernel (``wait4``).
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+CLONE_NEWNET = 0x40000000
+SANDBOX_UID_BASE = 20000          # every run gets its own unused user id from here on
+
+INGESTION = r'''
+import importlib.util, json, sys, time
+import numpy as np
+
+def load_submission():
+    spec = importlib.util.spec_from_file_location("submission", "submission.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("fit", "predict"):
+        if not callable(getattr(module, name, None)):
+            sys.exit(f"submission.py must define {name}()")
+    return module
+
+x_train, y_train, x_test = (np.load(f"{n}.npy") for n in ("x_train", "y_train", "x_test"))
+submission = load_submission()
+start, cpu = time.perf_counter(), time.process_time()
+model = submission.fit(x_train, y_train)
+fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu
+
+def predict():
+    return submission.predict(model, x_test)
+
+flops = None
+torch = sys.modules.get("torch")
+if torch is not None and isinstance(model, torch.nn.Module):
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        predict()                                    # counted once, then timed below
+    flops = int(counter.get_total_flops())
+submission.predict(model, x_test[:8])                # a warm-up: first-call costs are not the method's
+predict_s = predict_cpu_s = float("inf")
+for _ in range(3):                                   # the best of three: other work only adds time
+    start, cpu = time.perf_counter(), time.process_time()
+    predictions = predict()
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.synchronize()
+    predict_s = min(predict_s, time.perf_counter() - start)
+    predict_cpu_s = min(predict_cpu_s, time.process_time() - cpu)
+np.save("predictions.npy", np.asarray(predictions), allow_pickle=False)
+with open("timing.json", "w") as f:
+    json.dump({"fit_s": fit_s, "fit_cpu_s": fit_cpu_s, "predict_s": predict_s, "predict_cpu_s": predict_cpu_s,
+               "n_train": len(y_train), "n_test": len(x_test), "flops": flops}, f)
+'''
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxLimits:
+    wall_s: float
+    cpu_s: int
+    memory_mb: int
+    processes: int = 64
+    file_mb: int = 256
+
+
+@dataclasses.dataclass
+class CodeRun:
+    """What a code submission's ingestion step produced."""
+
+    failure: str | None               # None, or crash / timeout / memory / missing file
+    message: str
+    predictions: np.ndarray | None
+    stdout: str
+    stderr: str
+    costs: dict
+
+
+def _root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def isolation() -> dict:
+    """What this machine lets the sandbox do beyond rlimits and a private directory."""
+    if not _root():
+        return {"own user": False, "no network": False,
+                "why": "the platform does not run as root here: the child keeps the platform's user "
+                       "and network (run workers as root in a container to isolate both)"}
+    return {"own user": True, "no network": True, "why": ""}
+
+
+_next_uid = [0]
+
+
+def _sandbox_uid() -> int:
+    _next_uid[0] += 1
+    return SANDBOX_UID_BASE + (os.getpid() % 1000) * 100 + _next_uid[0] % 100
+
+
+MS_RDONLY, MS_BIND, MS_REC, MS_PRIVATE = 1, 4096, 16384, 1 << 18
+CLONE_NEWNS = 0x00020000
+PR_SET_PDEATHSIG = 1
+
+
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    return libc
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"sandbox set-up: {what}: {os.strerror(err)}")
+
+
+def _mount_view(libc, hide: list[pathlib.Path], reach: list[tuple[pathlib.Path, pathlib.Path]]) -> None:
+    """In the child's own mount namespace: empty tmpfs over every folder of ``hide`` (the
+    platform's data: the database, the hidden labels, other runs), and for every (folder, entry)
+    of ``reach`` a tmpfs over a folder that other users cannot cross, holding only the entry (the
+    Python interpreter under /root, say), bound from where it was staged before."""
+    for folder, staged in reach:
+        entry = folder / staged.name
+        _check(libc.mount(str(entry).encode(), str(staged).encode(), None, MS_BIND | MS_REC, None), f"stage {entry}")
+        _check(libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", 0, b"mode=0755"), f"tmpfs on {folder}")
+        os.mkdir(entry)
+        _check(libc.mount(str(staged).encode(), str(entry).encode(), None, MS_BIND | MS_REC, None), f"bind {entry}")
+    for folder in hide:
+        _check(libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", 0, b"mode=0700"), f"hide {folder}")
+
+
+def _process_cap(limits: SandboxLimits) -> int:
+    """RLIMIT_NPROC counts every process of the user: without a user of its own, the child may
+    start ``limits.processes`` more than the platform's user already runs."""
+    import psutil
+
+    me = os.getuid()
+    mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == me)
+    return mine + limits.processes
+
+
+def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], reach: list,
+           folder: pathlib.Path | None = None, view: pathlib.Path | None = None):
+    """The child's set-up, run between fork and exec (so it applies to the submission only).
+    With its own user, the child works in ``view``, a path every user may cross, onto which its
+    ``folder`` is bound (``folder`` may sit below folders only root may enter)."""
+    import resource
+
+    cap = _process_cap(limits) if uid is None else limits.processes
+
+    def apply() -> None:
+        os.setsid()
+        mb = 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if uid is None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
+        else:
+            libc = _libc()
+            _check(libc.unshare(CLONE_NEWNET | CLONE_NEWNS), "new network and mount namespaces")
+            _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
+            _check(libc.mount(str(folder).encode(), str(view).encode(), None, MS_BIND, None), "bind the folder")
+            os.chdir(view)
+            _mount_view(libc, hide, reach)
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        # Killed with its worker: a submission never outlives the process that watches it
+        # (set last: changing credentials clears it).
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    return apply
+
+
+def _closed_ancestors(path: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
+    """Folders on the way to ``path`` that other users may not cross, with the entry below each."""
+    out = []
+    for parent, child in zip(path.parents, [path, *path.parents]):
+        if parent != child and not os.stat(parent).st_mode & 0o001:
+            out.append((parent, child.name))
+    return out
+
+
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+             "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, limits: SandboxLimits,
+             folder: pathlib.Path, hide: tuple = ()) -> CodeRun:
+    """Run one code submission in ``folder`` (created; it holds the public inputs only). The
+    folders of ``hide`` (the platform's data) are empty in the submission's view."""
+    import subprocess
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True)
+    for name, array in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test)):
+        np.save(folder / f"{name}.npy", array, allow_pickle=False)
+    (folder / "submission.py").write_text(code)
+    (folder / "ingest.py").write_text(INGESTION)
+    uid = _sandbox_uid() if _root() else None
+    reach, view = [], None
+    if uid is not None:
+        for path in [folder, *folder.iterdir()]:
+            os.chown(path, uid, uid)
+        os.chmod(folder, 0o700)
+        base = pathlib.Path(tempfile.gettempdir()) / "ai4m-sandbox"
+        base.mkdir(mode=0o711, exist_ok=True)
+        view = base / f"run-{uid}"
+        view.mkdir(exist_ok=True)
+        for i, (closed, entry) in enumerate(_closed_ancestors(pathlib.Path(os.path.realpath(sys.executable)))):
+            staged = folder.parent / f"{folder.name}.reach{i}" / entry
+            staged.mkdir(parents=True, exist_ok=True)
+            reach.append((closed, staged))
+    out, err = folder.parent / f"{folder.name}.stdout", folder.parent / f"{folder.name}.stderr"
+    start = time.perf_counter()
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        proc = subprocess.Popen([sys.executable, "-I", "ingest.py"], cwd=folder, env={**CLEAN_ENV, "HOME": str(folder)},
+                                stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
+                                preexec_fn=_limit(limits, uid, [pathlib.Path(h) for h in hide], reach, folder, view))
+        status, usage, timed_out = _wait(proc, limits.wall_s)
+    wall = time.perf_counter() - start
+    _kill_leftovers(proc.pid, uid)
+    if view is not None:
+        view.rmdir()
+    stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
+    costs = {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+    timing = folder / "timing.json"
+    if timing.exists():
+        try:
+            costs.update(json.loads(timing.read_text()))
+        except ValueError:
+            pass
+    failure, message = classify(status, stderr, timed_out, limits)
+    predictions = None
+    if failure is None:
+        path = folder / "predictions.npy"
+        if not path.exists():
+            failure, message = "missing file", "the run ended without writing its predictions"
+        else:
+            try:
+                predictions = np.load(path, allow_pickle=False)
+            except ValueError as e:
+                failure, message = "malformed output", f"predictions.npy cannot be read: {e}"
+    return CodeRun(failure, message, predictions, stdout, stderr, costs)
+
+
+def _wait(proc, wall_s: float):
+    """Wait for the child, killing its process group at the deadline; returns its wait status,
+    its resource usage (from the kernel) and whether it timed out."""
+    deadline = time.monotonic() + wall_s
+    timed_out = False
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, usage, timed_out
+        if time.monotonic() > deadline and not timed_out:
+            timed_out = True
+            _killpg(proc.pid)
+        time.sleep(0.005)
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_leftovers(pgid: int, uid: int | None) -> None:
+    """Whatever the submission started and left behind: its process group, and (with a user id
+    of its own) every process of that user, whichever group it moved to."""
+    _killpg(pgid)
+    if uid is None:
+        return
+    import psutil
+
+    for p in psutil.process_iter(["uids"]):
+        try:
+            if p.info["uids"] and p.info["uids"].real == uid:
+                p.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
+MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "_ArrayMemoryError",
+                "OpenBLAS blas_thread_init: pthread_create failed")
+
+
+def classify(status: int, stderr: str, timed_out: bool, limits: SandboxLimits) -> tuple[str | None, str]:
+    """The failure kind of a finished child, or None when it exited cleanly."""
+    if timed_out:
+        return "timeout", f"killed after the wall-clock limit of {limits.wall_s:g} s"
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL):
+        return "timeout", f"stopped at the CPU limit of {limits.cpu_s} s"
+    if any(sign in stderr for sign in MEMORY_SIGNS):
+        return "memory", f"ran out of memory under the limit of {limits.memory_mb} MB"
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
+        return "crash", last[:500]
+    return None, ""

@@ -1,0 +1,159 @@
+"""Chapter 9's platform core: bundles and their schema, splits and their hash, the checks at
+submission time, scoring against scikit-learn, the sandbox's statuses, leaderboards."""
+import datetime as dt
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sqlalchemy")
+pytest.importorskip("jsonschema")
+
+from ai4m_helpers.benchmarking import bundle as B, experiment as ex  # noqa: E402
+from ai4m_helpers.benchmarking.params import PARAMS  # noqa: E402
+from ai4m_helpers.benchmarking.platform import (Platform, Refused, check_code, check_predictions,  # noqa: E402
+                                                check_result_file, process_next, score)
+from ai4m_helpers.benchmarking.sandbox import SandboxLimits, isolation, run_code  # noqa: E402
+from ai4m_helpers.params import ParameterError  # noqa: E402
+
+P = PARAMS.resolve(profile="smoke")
+BUNDLE = ex.bundle_text(P, 300, "test")
+NOW = ex.during_phase()
+
+
+def test_a_valid_bundle_parses_and_bad_ones_get_one_line():
+    comp = B.parse_bundle(BUNDLE)
+    assert comp.dataset == "digits" and comp.primary == "accuracy" and comp.limits.wall_s == P["wall_s"]
+    assert comp.phase("main").is_over(ex.after_phase()) and not comp.phase("main").is_over(NOW)
+    for bad, message in [
+        (BUNDLE.replace("dataset: digits", "dataset: imagenet"), "data/dataset"),
+        (BUNDLE.replace("public: 0.2", "public: 0.9"), r"public \+ private"),
+        (BUNDLE.replace("primary: accuracy", "primary: macro_f1\nextra: 1"), "Additional properties"),
+        (BUNDLE.replace("title: test", "title: [unclosed"), "not valid YAML"),
+        (BUNDLE.replace('end: "2026-12-31', 'end: "2025-12-31'), "end must come after"),
+    ]:
+        with pytest.raises(B.BundleError, match=message) as err:
+            B.parse_bundle(bad)
+        assert "\n" not in str(err.value)
+
+
+def test_splits_are_fixed_disjoint_and_hashed():
+    comp = B.parse_bundle(BUNDLE)
+    a, b = B.make_splits(comp, 1797), B.make_splits(comp, 1797)
+    assert a.sha256 == b.sha256 and len(a.train) == 300
+    assert not set(a.train) & set(a.test) and not set(a.public) & set(a.private)
+    other = B.make_splits(B.parse_bundle(BUNDLE.replace("seed: 0", "seed: 1")), 1797)
+    assert other.sha256 != a.sha256
+
+
+def test_checks_at_submission_time():
+    good = "id,label\n" + "".join(f"{i},{i % 3}\n" for i in range(5))
+    assert check_result_file(good.encode(), 5, [0, 1, 2]) is None
+    assert "expected 6" in check_result_file(good.encode(), 6, [0, 1, 2])
+    assert "NaN" in check_result_file(good.replace("2,2", "2,nan").encode(), 5, [0, 1, 2])
+    assert "header" in check_result_file(b"a,b\n", 0, [0])
+    assert "ids" in check_result_file(good.replace("4,1", "3,1").encode(), 5, [0, 1, 2])
+    assert "classes" in check_result_file(good.replace("4,1", "4,7").encode(), 5, [0, 1, 2])
+    assert check_code(b"def fit(X, y):\n    return 0\ndef predict(m, X):\n    return X\n") is None
+    assert "predict" in check_code(b"def fit(X, y):\n    return 0\n")
+    assert "parse" in check_code(b"def fit(:\n")
+    assert check_predictions(np.array([0, 1, 2]), 3, [0, 1, 2]) is None
+    assert "shape" in check_predictions(np.array([0, 1]), 3, [0, 1, 2])
+    assert "NaN" in check_predictions(np.array([0.0, np.nan, 1.0]), 3, [0, 1, 2])
+    assert "fractions" in check_predictions(np.array([0.5, 1.0, 1.0]), 3, [0, 1, 2])
+    assert "numbers" in check_predictions(np.array(["a", "b", "c"]), 3, [0, 1, 2])
+
+
+def test_scores_agree_with_a_direct_computation():
+    rng = np.random.default_rng(0)
+    labels, pred = rng.integers(0, 4, 100), rng.integers(0, 4, 100)
+    s = score(pred, labels, 40, ("accuracy", "macro_f1"))
+    assert s["public"]["accuracy"] == pytest.approx(np.mean(pred[:40] == labels[:40]))
+    assert s["private"]["accuracy"] == pytest.approx(np.mean(pred[40:] == labels[40:]))
+    f1 = []
+    for c in range(4):                          # macro F1 by hand on the private part
+        tp = np.sum((pred[40:] == c) & (labels[40:] == c))
+        fp, fn = np.sum((pred[40:] == c) & (labels[40:] != c)), np.sum((pred[40:] != c) & (labels[40:] == c))
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    assert s["private"]["macro_f1"] == pytest.approx(np.mean(f1))
+
+
+LIMITS = SandboxLimits(wall_s=3, cpu_s=5, memory_mb=1024, processes=16)
+X = np.random.default_rng(0).normal(size=(40, 4))
+Y = np.arange(40) % 2
+
+
+@pytest.mark.parametrize("code,failure", [
+    ("import numpy as np\ndef fit(X, y):\n    return 0\ndef predict(m, X):\n    return np.zeros(len(X), int)\n", None),
+    ("def fit(X, y):\n    raise ValueError('no')\ndef predict(m, X):\n    return X\n", "crash"),
+    ("import time\ndef fit(X, y):\n    time.sleep(60)\ndef predict(m, X):\n    return X\n", "timeout"),
+    ("def fit(X, y):\n    while True:\n        pass\ndef predict(m, X):\n    return X\n", "timeout"),
+    ("import numpy as np\ndef fit(X, y):\n    return np.ones((40000, 40000))\ndef predict(m, X):\n    return X\n",
+     "memory"),
+    ("import os\ndef fit(X, y):\n    return 0\ndef predict(m, X):\n    os._exit(0)\n", "missing file"),
+])
+def test_the_sandbox_gives_each_failure_its_status(tmp_path, code, failure):
+    limits = LIMITS if "while True" not in code else SandboxLimits(wall_s=10, cpu_s=1, memory_mb=1024)
+    run = run_code(code, X, Y, X[:10], limits, tmp_path / "run")
+    assert run.failure == failure, (run.message, run.stderr[-300:])
+    assert run.costs["wall_s"] > 0 and run.costs["peak_mb"] > 0
+    if failure is None:
+        assert run.predictions.shape == (10,) and run.costs["predict_s"] >= 0
+
+
+def test_the_sandbox_cuts_the_network_and_hides_the_platforms_data(tmp_path):
+    if not isolation()["own user"]:
+        pytest.skip(isolation()["why"])
+    secret = tmp_path / "data" / "labels.npy"
+    secret.parent.mkdir()
+    np.save(secret, Y)
+    peek = f"def fit(X, y):\n    return open({str(secret)!r}, 'rb').read()\ndef predict(m, X):\n    return X[:, 0]\n"
+    run = run_code(peek, X, Y, X[:10], LIMITS, tmp_path / "peek", hide=(secret.parent,))
+    assert run.failure == "crash" and ("Permission" in run.message or "No such file" in run.message)
+    net = ("import socket\ndef fit(X, y):\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
+           "def predict(m, X):\n    return X[:, 0]\n")
+    run = run_code(net, X, Y, X[:10], LIMITS, tmp_path / "net")
+    assert run.failure == "crash" and "unreachable" in run.message.lower()
+    fork = "import os\ndef fit(X, y):\n    while True:\n        os.fork()\ndef predict(m, X):\n    return X[:, 0]\n"
+    run = run_code(fork, X, Y, X[:10], LIMITS, tmp_path / "fork")
+    assert run.failure == "crash" and "Resource temporarily unavailable" in run.message
+
+
+def test_refused_submissions_do_not_count_and_boards_show_finished_ones_only(tmp_path):
+    platform = Platform(tmp_path / "data", runs_dir=str(tmp_path / "runs"))
+    platform.create("d", BUNDLE.replace("submissions_per_day: 50", "submissions_per_day: 2"))
+    ada, bob = platform.register("ada"), platform.register("bob")
+    n = len(platform.load("d").labels)
+    bad = platform.submit(ada, "d", "main", "result", b"id,label\n0,1\n", now=NOW)
+    good = "id,label\n" + "".join(f"{i},{i % 10}\n" for i in range(n))
+    first = platform.submit(ada, "d", "main", "result", good.encode(), "modulo", now=NOW)
+    platform.submit(ada, "d", "main", "result", good.encode(), "again", now=NOW)
+    with pytest.raises(Refused, match="limit"):
+        platform.submit(ada, "d", "main", "result", good.encode(), now=NOW)
+    assert platform.submission(ada, bad)["failure"] == "refused"
+    with pytest.raises(Refused, match="another participant"):
+        platform.submission(bob, first)
+    with pytest.raises(Refused, match="not open"):
+        platform.submit(bob, "d", "main", "result", good.encode(), now=ex.after_phase())
+    while process_next(platform, "test:1:0") is not None:
+        pass
+    board = platform.leaderboard("d", "main", now=NOW)
+    assert [row["participant"] for row in board] == ["ada"] and board[0]["submission"] == first   # tie: the earlier
+    with pytest.raises(Refused, match="private"):
+        platform.leaderboard("d", "main", "private", token=ada, now=NOW)
+    assert platform.leaderboard("d", "main", "private", now=ex.after_phase())
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"train_sizes": [1000, 500, 250]}, "increasing"),
+    ({"train_sizes": [250, 500, 2000]}, "1,079"),
+    ({"backend": "slurm"}, "one of"),
+    ({"wall_s": float("nan")}, "wall_s"),
+])
+def test_bad_parameters_are_refused(bad, message):
+    with pytest.raises(ParameterError, match=message):
+        PARAMS.resolve(profile="smoke", **bad)
+
+
+def test_phase_dates_are_aware():
+    assert ex.during_phase().tzinfo is not None and ex.after_phase() > ex.during_phase()
+    assert ex.after_phase() - ex.during_phase() > dt.timedelta(days=1)
