@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 
@@ -74,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     work.add_argument("--backend", choices=("local", "ray"), default="local")
     for act in (serve, create, reg, work):
         act.add_argument("--data-dir", type=pathlib.Path, required=True, help="the platform's folder")
-        act.add_argument("--url", default=None, help="database URL (default: SQLite in the data folder)")
+        act.add_argument("--url", default=os.environ.get("AI4M_BENCH_DB"),
+                         help="database URL (default: $AI4M_BENCH_DB, else SQLite in the data folder; the "
+                              "variable keeps a password off the command line)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     submit = acts.add_parser("submit", help="send a submission to a server; prints its id")

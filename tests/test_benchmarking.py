@@ -1,6 +1,7 @@
 """Chapter 9's platform core: bundles and their schema, splits and their hash, the checks at
 submission time, scoring against scikit-learn, the sandbox's statuses, leaderboards."""
 import datetime as dt
+import pathlib
 
 import numpy as np
 import pytest
@@ -38,11 +39,15 @@ def test_a_valid_bundle_parses_and_bad_ones_get_one_line():
 
 def test_splits_are_fixed_disjoint_and_hashed():
     comp = B.parse_bundle(BUNDLE)
+    x, y = B.load_dataset("digits")
     a, b = B.make_splits(comp, 1797), B.make_splits(comp, 1797)
-    assert a.sha256 == b.sha256 and len(a.train) == 300
+    assert a.sha256(x, y) == b.sha256(x, y) and len(a.train) == 300
     assert not set(a.train) & set(a.test) and not set(a.public) & set(a.private)
     other = B.make_splits(B.parse_bundle(BUNDLE.replace("seed: 0", "seed: 1")), 1797)
-    assert other.sha256 != a.sha256
+    assert other.sha256(x, y) != a.sha256(x, y)
+    changed = x.copy()
+    changed[a.public[0], 0] += 1                         # the same indices over other data
+    assert a.sha256(changed, y) != a.sha256(x, y)
 
 
 def test_checks_at_submission_time():
@@ -66,7 +71,7 @@ def test_checks_at_submission_time():
 def test_scores_agree_with_a_direct_computation():
     rng = np.random.default_rng(0)
     labels, pred = rng.integers(0, 4, 100), rng.integers(0, 4, 100)
-    s = score(pred, labels, 40, ("accuracy", "macro_f1"))
+    s = score(pred, labels, np.arange(100) < 40, ("accuracy", "macro_f1"))
     assert s["public"]["accuracy"] == pytest.approx(np.mean(pred[:40] == labels[:40]))
     assert s["private"]["accuracy"] == pytest.approx(np.mean(pred[40:] == labels[40:]))
     f1 = []
@@ -103,12 +108,23 @@ def test_the_sandbox_gives_each_failure_its_status(tmp_path, code, failure):
 def test_the_sandbox_cuts_the_network_and_hides_the_platforms_data(tmp_path):
     if not isolation()["own user"]:
         pytest.skip(isolation()["why"])
-    secret = tmp_path / "data" / "labels.npy"
-    secret.parent.mkdir()
-    np.save(secret, Y)
-    peek = f"def fit(X, y):\n    return open({str(secret)!r}, 'rb').read()\ndef predict(m, X):\n    return X[:, 0]\n"
-    run = run_code(peek, X, Y, X[:10], LIMITS, tmp_path / "peek", hide=(secret.parent,))
-    assert run.failure == "crash" and ("Permission" in run.message or "No such file" in run.message)
+    import shutil
+    import tempfile
+
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="ai4m-visible-"))   # readable by every user
+    try:
+        shared.chmod(0o755)
+        secret = shared / "labels.txt"
+        secret.write_text("7 1 4")
+        secret.chmod(0o644)
+        peek = (f"def fit(X, y):\n    return open({str(secret)!r}).read()\n"
+                "def predict(m, X):\n    print(m)\n    return X[:, 0].astype(int) * 0\n")
+        seen = run_code(peek, X, Y, X[:10], LIMITS, tmp_path / "control")            # the control: readable
+        assert seen.failure is None and "7 1 4" in seen.stdout
+        hidden = run_code(peek, X, Y, X[:10], LIMITS, tmp_path / "peek", hide=(shared,))
+        assert hidden.failure == "crash" and "7 1 4" not in hidden.stdout
+    finally:
+        shutil.rmtree(shared)
     net = ("import socket\ndef fit(X, y):\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
            "def predict(m, X):\n    return X[:, 0]\n")
     run = run_code(net, X, Y, X[:10], LIMITS, tmp_path / "net")
@@ -116,6 +132,36 @@ def test_the_sandbox_cuts_the_network_and_hides_the_platforms_data(tmp_path):
     fork = "import os\ndef fit(X, y):\n    while True:\n        os.fork()\ndef predict(m, X):\n    return X[:, 0]\n"
     run = run_code(fork, X, Y, X[:10], LIMITS, tmp_path / "fork")
     assert run.failure == "crash" and "Resource temporarily unavailable" in run.message
+
+
+def test_what_a_submission_writes_cannot_fool_the_worker(tmp_path):
+    other = tmp_path / "elsewhere.npy"
+    np.save(other, np.zeros(10, dtype=int))
+    other.chmod(0o644)
+    link = ("import atexit, os\nimport numpy as np\ndef fit(X, y):\n    return 0\n"
+            "def swap():\n    os.remove('predictions.npy')\n"
+            f"    os.symlink({str(other)!r}, 'predictions.npy')\n"
+            "def predict(m, X):\n    atexit.register(swap)\n    return np.ones(len(X), int)\n")
+    run = run_code(link, X, Y, X[:10], LIMITS, tmp_path / "link")
+    assert run.failure == "malformed output" and run.predictions is None          # the link is not followed
+    forged = ("import atexit, json\nimport numpy as np\ndef fit(X, y):\n    return 0\n"
+              "def forge():\n    json.dump({'wall_s': 0.0, 'peak_mb': 1, 'predict_s': 'x', 'fit_s': [1]}, "
+              "open('timing.json', 'w'))\n"
+              "def predict(m, X):\n    atexit.register(forge)\n    return np.ones(len(X), int)\n")
+    run = run_code(forged, X, Y, X[:10], LIMITS, tmp_path / "forged")
+    assert run.failure is None and run.costs["wall_s"] > 0 and run.costs["peak_mb"] > 1   # the kernel's numbers
+    assert "predict_s" not in run.costs and "fit_s" not in run.costs
+
+
+def test_a_torch_model_gets_its_flops_counted(tmp_path):
+    pytest.importorskip("torch")
+    code = ("import torch\ndef fit(X, y):\n    torch.manual_seed(0)\n"
+            "    return torch.nn.Linear(X.shape[1], 2).double()\n"
+            "def predict(m, X):\n    with torch.no_grad():\n"
+            "        return m(torch.as_tensor(X)).argmax(1).numpy()\n")
+    run = run_code(code, X, Y, X[:10], SandboxLimits(wall_s=60, cpu_s=60, memory_mb=8192), tmp_path / "torch")
+    assert run.failure is None, run.stderr[-500:]
+    assert run.costs["flops"] == 2 * 10 * 4 * 2                # one matrix product: 2 · batch · in · out
 
 
 def test_refused_submissions_do_not_count_and_boards_show_finished_ones_only(tmp_path):

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from ai4m_helpers.benchmarking.platform import Platform, process_next, worker_command, worker_id
+from ai4m_helpers.benchmarking.platform import Platform, process_next, worker_command, worker_env, worker_id
 from ai4m_helpers.benchmarking.storage import FAILED, FINISHED, QUEUED, RUNNING, LimitReached, Store
 from benchmarking_support import MAJORITY, bundle
 
@@ -127,7 +127,7 @@ def _run_threads(n: int, target) -> list:
 
 
 def _competition_and_participants(store: Store, names=("ada", "bob")):
-    cid = store.add_competition("c", "bundle", "0" * 64, b"")
+    cid = store.add_competition("c", "bundle", "0" * 64, b"", b"")
     return cid, [store.authenticate(store.add_participant(n)).id for n in names]
 
 
@@ -145,7 +145,7 @@ def test_concurrent_submissions_accept_exactly_the_days_limit(db_url):
     now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc)
     try:
         for round_ in range(rounds):
-            cid = store.add_competition(f"c{round_}", "bundle", "0" * 64, b"")
+            cid = store.add_competition(f"c{round_}", "bundle", "0" * 64, b"", b"")
 
             def submit(i):
                 who, accepted, refused = (ada, bob)[i % 2], [], 0
@@ -275,7 +275,8 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
 
         errors = tmp_path / "worker.stderr"
         with open(errors, "wb") as err:
-            worker = subprocess.Popen(worker_command(platform, 0), stdout=subprocess.DEVNULL, stderr=err)
+            worker = subprocess.Popen(worker_command(platform, 0), stdout=subprocess.DEVNULL, stderr=err,
+                                      env=worker_env(platform))
         sandbox = []
         try:
             deadline = time.monotonic() + 30
@@ -310,7 +311,8 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
 
         store.requeue(sleeper)
         assert store.get(sleeper).status == QUEUED
-        second = subprocess.run(worker_command(platform, 1), capture_output=True, text=True, timeout=60)
+        second = subprocess.run(worker_command(platform, 1), capture_output=True, text=True, timeout=60,
+                                env=worker_env(platform))
         assert second.returncode == 0, second.stderr
         assert second.stdout.strip().splitlines()[-1] == f"[{sleeper}, {waiting}]"
         again = store.get(sleeper)

@@ -154,17 +154,22 @@ class Splits:
     public: np.ndarray
     private: np.ndarray
 
-    @property
-    def sha256(self) -> str:
+    def sha256(self, x: np.ndarray, y: np.ndarray) -> str:
+        """The hash of the split indices and of the examples and labels they pick: a change of
+        split or of data changes it."""
         h = hashlib.sha256()
         for name in ("train", "public", "private"):
+            idx = np.ascontiguousarray(getattr(self, name), dtype=np.int64)
             h.update(name.encode())
-            h.update(np.ascontiguousarray(getattr(self, name), dtype=np.int64).tobytes())
+            h.update(idx.tobytes())
+            h.update(np.ascontiguousarray(x[idx], dtype=np.float64).tobytes())
+            h.update(np.ascontiguousarray(y[idx], dtype=np.int64).tobytes())
         return h.hexdigest()
 
     @property
     def test(self) -> np.ndarray:
-        """What a submission predicts: the public and private examples together, in one order."""
+        """The public and private examples together (the platform shows them to submissions in a
+        secret order)."""
         return np.concatenate([self.public, self.private])
 
 

@@ -136,3 +136,17 @@ def fit(X, y):
     return 0
 """, "refused"),
 }
+
+# Not a fault of the platform but of the benchmark: digits ship with scikit-learn, so the "hidden"
+# labels are one lookup away. Every test image is in the public dataset, once, with its label.
+CHEAT = """
+import numpy as np
+from sklearn.datasets import load_digits
+
+def fit(X, y):
+    data = load_digits()
+    return {row.tobytes(): label for row, label in zip(data.data.astype(X.dtype), data.target)}
+
+def predict(table, X):
+    return np.array([table.get(row.tobytes(), 0) for row in X])
+"""

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import claims as C
-from . import bundle as B
-from .examples import FAULTY, METHODS
+from .examples import CHEAT, FAULTY, METHODS
 from .platform import Platform, Refused, run_workers
 from .storage import FINISHED
 
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
 TIME_TOLERANCE = 1.5        # claim 1: a rerun's ingestion time within ×1.5 either way
 SCALING = ("k nearest neighbours", "logistic regression")
 GROWS, FLAT = 0.5, 0.25     # claim 3: log-log slope of predict time against n: kNN above, logistic below
+SEPARATES = 2.0             # claim 3: kNN's time per 1k predictions at least twice logistic regression's
 PHASE = "main"
 PHASE_START, PHASE_END = "2026-01-01T00:00:00+00:00", "2026-12-31T00:00:00+00:00"
 
@@ -78,6 +78,7 @@ class Campaign:
     methods: list[dict]                      # submission id, method, size, run
     faulty: list[dict]                       # submission id, name, expected failure
     wall_s: float = 0.0
+    cheat: int | None = None                 # the submission that looks the "hidden" labels up
 
 
 def nan_csv(n: int) -> str:
@@ -107,13 +108,15 @@ def run_campaign(P: dict, folder: pathlib.Path) -> Campaign:
                                       now=now)
                 methods.append({"submission": sid, "method": name, "train size": n, "run": run})
     n_test = len(platform.load(main).labels)
+    tokens["eve"] = platform.register("eve")
+    cheat = platform.submit(tokens["eve"], main, PHASE, "code", CHEAT.encode(), "looks the labels up", now=now)
     for name, (kind, payload, expected) in FAULTY.items():
         text = payload.replace("{db}", str(platform.data_dir / "platform.db")).replace("{nan_csv}", nan_csv(n_test))
         sid = platform.submit(tokens["mallory"], main, PHASE, kind, text.encode(), name, now=now)
         faulty.append({"submission": sid, "name": name, "expected": expected})
     start = time.perf_counter()
     run_workers(platform, P["jobs"], P["backend"])
-    return Campaign(platform, tokens, organiser, main, methods, faulty, time.perf_counter() - start)
+    return Campaign(platform, tokens, organiser, main, methods, faulty, time.perf_counter() - start, cheat)
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -195,21 +198,19 @@ def reproducibility_claim(c: Campaign, subs: pd.DataFrame) -> C.Claim:
     spread = main.groupby("method")[["public accuracy", "private accuracy"]].agg(np.ptp).to_numpy().max()
     # The ingestion step's elapsed time (AI4MediaBench's time metric): start-up, fit and predict.
     first = main[main["run"] == 0].set_index("method")["wall_s"]
-    ratios = [float(np.log(r["wall_s"] / first[r["method"]])) for _, r in main[main["run"] > 0].iterrows()]
-    comp = c.platform.load(c.main)
-    x, y = B.load_dataset(comp.competition.dataset)
-    again = B.make_splits(B.parse_bundle(comp.competition.text), len(y)).sha256
-    log_tol = float(np.log(TIME_TOLERANCE))
-    est = C.mean_ci(ratios, unit="rerun")
+    ratios = [abs(float(np.log(r["wall_s"] / first[r["method"]]))) for _, r in main[main["run"] > 0].iterrows()]
+    stored = c.platform.load(c.main).split_sha256
+    finished = [m["submission"] for m in c.methods if c.platform.store.get(m["submission"]).status == FINISHED]
+    unverified = sum(not any(f"split hash {stored} verified" in log["text"] for log in c.platform.store.logs(sid))
+                     for sid in finished if c.platform.store.get(sid).competition_id == c.platform.load(c.main).id)
     parts = {
-        "scores": _exact("largest spread of a method's scores over reruns", float(spread), len(main), "run",
+        "scores": _exact("largest spread of a method's scores over its runs", float(spread), len(main), "run",
                          "less", 1e-12),
-        "split hash": _exact("split hash recomputed from the bundle differs from the stored one",
-                             float(again != comp.split_sha256), 1, "competition", "less", 0.5),
-        f"time: not slower than ×{TIME_TOLERANCE}": C.decide(
-            "log of a rerun's ingestion time over the first run's", est, direction="less", margin=log_tol),
-        f"time: not faster than ×{TIME_TOLERANCE}": C.decide(
-            "log of a rerun's ingestion time over the first run's", est, direction="greater", margin=-log_tol),
+        "split hash": _exact("scored submissions whose worker did not recompute the stored split hash",
+                             float(unverified), len(finished), "submission", "less", 0.5),
+        f"time within ×{TIME_TOLERANCE}": _exact(
+            "largest |log| of a rerun's ingestion time over the first run's", max(ratios), len(ratios), "rerun",
+            "less", float(np.log(TIME_TOLERANCE))),
     }
     return C.combine("reruns reproduce scores exactly, times within a tolerance, and the same splits", parts,
                      rule="all")
@@ -249,7 +250,7 @@ def time_metric_claim(subs: pd.DataFrame) -> C.Claim:
                                       slope_estimate(subs, logistic), direction="less", margin=FLAT),
         "separates": C.decide(f"log ratio of {knn}'s to {logistic}'s time per 1k predictions (largest size)",
                               C.mean_ci(np.log(per_1k[knn] / per_1k[logistic]), unit="run"),
-                              direction="greater", margin=0.0),
+                              direction="greater", margin=float(np.log(SEPARATES))),
     }
     return C.combine("the time metric separates methods and scales as expected", parts, rule="all")
 

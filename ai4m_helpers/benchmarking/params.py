@@ -23,7 +23,7 @@ PARAMS = ParamSpec({
     "seeds": Param(int, 2, full=3, min=2, max=20,
                    help="runs of every method submission (the first and its reruns: the replicates)"),
     "dataset": Param(str, "digits", choices=DATASETS, help="the task (it ships with scikit-learn)"),
-    "train_sizes": Param(list, [250, 500, 1000], item=int, min=20, max=100000, check=_increasing, min_items=3,
+    "train_sizes": Param(list, [250, 500, 750, 1000], item=int, min=20, max=100000, check=_increasing, min_items=3,
                          help="training sizes of the time-metric competitions (the largest is the main one's)"),
     "jobs": Param(int, 2, min=1, max=64, help="workers draining the queue"),
     "backend": Param(str, "local", choices=("local", "ray"),

@@ -17,6 +17,7 @@ import io
 import os
 import pathlib
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -29,6 +30,19 @@ from .storage import LimitReached, Store, utcnow
 
 RESULT, CODE = "result", "code"
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+
+
+MAX_PAYLOAD = 1024 * 1024          # a submission's file: code or predictions, never data
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_npy(raw: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
 class Refused(Exception):
@@ -52,8 +66,8 @@ class Loaded:
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
-    labels: np.ndarray             # hidden: public then private examples, in x_test's order
-    n_public: int
+    labels: np.ndarray             # hidden, in x_test's order
+    public: np.ndarray             # hidden: which of x_test's positions are public (the rest private)
     split_sha256: str
 
 
@@ -85,21 +99,22 @@ class Platform:
             raise Refused(f"a competition {slug!r} exists already")
         x, y = B.load_dataset(comp.dataset)
         splits = B.make_splits(comp, len(y))
+        # Submissions see the public and private examples in a secret order: which is which stays
+        # in the database, so a submission cannot treat the two boards differently.
+        order = np.random.default_rng(secrets.randbits(64)).permutation(len(splits.test))
+        test = splits.test[order]
+        public = np.isin(test, splits.public)
         folder = self.data_dir / slug
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / "public.npz", x_train=x[splits.train], y_train=y[splits.train], x_test=x[splits.test],
-                 n_public=len(splits.public))
-        buf = io.BytesIO()
-        np.save(buf, y[splits.test], allow_pickle=False)
-        return self.store.add_competition(slug, bundle_text, splits.sha256, buf.getvalue())
+        np.savez(folder / "public.npz", x_train=x[splits.train], y_train=y[splits.train], x_test=x[test])
+        return self.store.add_competition(slug, bundle_text, splits.sha256(x, y), _npy(y[test]), _npy(public))
 
     def load(self, slug: str) -> Loaded:
         row = self.store.competition(slug)
         with np.load(self.data_dir / slug / "public.npz") as f:
             public = {k: f[k] for k in f.files}
-        labels = np.load(io.BytesIO(row.labels), allow_pickle=False)
         return Loaded(row.id, B.parse_bundle(row.bundle), public["x_train"], public["y_train"], public["x_test"],
-                      labels, int(public["n_public"]), row.split_sha256)
+                      _from_npy(row.labels), _from_npy(row.public_mask), row.split_sha256)
 
     def register(self, name: str, organiser: bool = False) -> str:
         from sqlalchemy.exc import IntegrityError
@@ -136,6 +151,8 @@ class Platform:
             raise Refused(f"phase {phase!r} is not open")
         if kind not in (RESULT, CODE):
             raise Refused(f"kind must be {RESULT!r} or {CODE!r}")
+        if len(payload) > MAX_PAYLOAD:
+            raise Refused(f"a submission is at most {MAX_PAYLOAD // 1024} kB")
         problem = (check_result_file(payload, len(comp.labels), np.unique(comp.y_train)) if kind == RESULT
                    else check_code(payload))
         try:
@@ -252,13 +269,22 @@ def check_predictions(pred: np.ndarray, n: int, allowed) -> str | None:
 
 
 # -- scoring --------------------------------------------------------------------------------------
-def score(pred: np.ndarray, labels: np.ndarray, n_public: int, metrics) -> dict:
+def score(pred: np.ndarray, labels: np.ndarray, public: np.ndarray, metrics) -> dict:
+    """Every metric on the public and on the private examples (``public``: a boolean mask)."""
     from sklearn.metrics import accuracy_score, f1_score
 
     fns = {"accuracy": accuracy_score, "macro_f1": lambda a, b: f1_score(a, b, average="macro")}
-    pred = np.asarray(pred).astype(np.int64)
-    parts = {"public": slice(0, n_public), "private": slice(n_public, None)}
+    pred, public = np.asarray(pred).astype(np.int64), np.asarray(public, dtype=bool)
+    parts = {"public": public, "private": ~public}
     return {split: {m: float(fns[m](labels[s], pred[s])) for m in metrics} for split, s in parts.items()}
+
+
+def verify_splits(comp: Loaded) -> str | None:
+    """Recompute the split hash from the bundle and the dataset, as every worker does before it
+    scores: None when it matches the stored one."""
+    x, y = B.load_dataset(comp.competition.dataset)
+    again = B.make_splits(comp.competition, len(y)).sha256(x, y)
+    return None if again == comp.split_sha256 else f"split hash {again[:12]}… differs from the stored {comp.split_sha256[:12]}…"
 
 
 # -- workers ----------------------------------------------------------------------------------------
@@ -286,42 +312,61 @@ def worker_alive(worker: str | None) -> bool:
 
 
 def process_next(platform: Platform, worker: str) -> int | None:
-    """Claim, run, check and score one queued submission; returns its id (None: queue empty)."""
+    """Claim, run, check and score one queued submission; returns its id (None: queue empty).
+    An error of the platform itself fails the submission (and is logged) instead of the worker."""
     sub = platform.store.claim(worker)
     if sub is None:
         return None
+    try:
+        _process(platform, sub, worker)
+    except Exception as err:                                   # the worker goes on with the queue
+        platform.store.add_log(sub.id, "platform", "stderr", f"{type(err).__name__}: {err}")
+        platform.store.fail(sub.id, "crash", f"the platform failed on this submission: {err}", worker=worker)
+    return sub.id
+
+
+def sandbox_uid(submission_id: int, attempt: int) -> int:
+    """A user id of its own for every (submission, attempt): no run shares one with an earlier run."""
+    return 20000 + (submission_id * 8 + attempt % 8) % 40000
+
+
+def _process(platform: Platform, sub, worker: str) -> None:
     slug = platform.store.competition_slug(sub.competition_id)
     comp = platform.load(slug)
-    limits = comp.competition.limits
-    allowed = np.unique(comp.y_train)
+    store, limits = platform.store, comp.competition.limits
     costs: dict = {}
     if sub.kind == CODE:
         folder = platform.runs_dir / f"{slug}-submission-{sub.id}-attempt-{sub.attempts}"
         shutil.rmtree(folder, ignore_errors=True)          # a leftover of an earlier database's run
         run = run_code(sub.payload.decode("utf-8"), comp.x_train, comp.y_train, comp.x_test,
                        SandboxLimits(limits.wall_s, limits.cpu_s, limits.memory_mb, limits.processes),
-                       folder, hide=(platform.data_dir,))
-        platform.store.add_log(sub.id, "ingestion", "stdout", run.stdout)
-        platform.store.add_log(sub.id, "ingestion", "stderr", run.stderr)
+                       folder, hide=(platform.data_dir, platform.runs_dir), uid=sandbox_uid(sub.id, sub.attempts))
+        store.add_log(sub.id, "ingestion", "stdout", run.stdout)
+        store.add_log(sub.id, "ingestion", "stderr", run.stderr)
+        for leftover in folder.parent.glob(f"{folder.name}*"):     # logs are in the database now
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
         costs = dict(run.costs)
         if costs.get("predict_s") is not None and costs.get("n_test"):
             costs["ms_per_1k_predictions"] = 1e6 * costs["predict_s"] / costs["n_test"]
         if run.failure:
-            platform.store.add_log(sub.id, "ingestion", "platform", f"{run.failure}: {run.message}")
-            platform.store.fail(sub.id, run.failure, run.message, costs)
-            return sub.id
+            store.add_log(sub.id, "ingestion", "platform", f"{run.failure}: {run.message}")
+            store.fail(sub.id, run.failure, run.message, costs, worker=worker)
+            return
         pred = run.predictions
     else:
         pred = read_result_file(sub.payload)
-    problem = check_predictions(pred, len(comp.labels), allowed)
+    problem = check_predictions(pred, len(comp.labels), np.unique(comp.y_train))
     if problem:
-        platform.store.add_log(sub.id, "scoring", "platform", f"malformed output: {problem}")
-        platform.store.fail(sub.id, "malformed output", problem, costs)
-        return sub.id
-    scores = score(pred, comp.labels, comp.n_public, comp.competition.metrics)
-    platform.store.add_log(sub.id, "scoring", "stdout", f"scored on {len(comp.labels)} examples")
-    platform.store.finish(sub.id, scores, costs, comp.competition.primary)
-    return sub.id
+        store.add_log(sub.id, "scoring", "platform", f"malformed output: {problem}")
+        store.fail(sub.id, "malformed output", problem, costs, worker=worker)
+        return
+    mismatch = verify_splits(comp)
+    if mismatch:                                 # never score on splits other than the published ones
+        raise RuntimeError(mismatch)
+    scores = score(pred, comp.labels, comp.public, comp.competition.metrics)
+    store.add_log(sub.id, "scoring", "stdout",
+                  f"split hash {comp.split_sha256} verified; scored on {len(comp.labels)} examples")
+    store.finish(sub.id, scores, costs, comp.competition.primary, worker=worker)
 
 
 def drain(data_dir: str, url: str, runs_dir: str, n: int = 0) -> list[int]:
@@ -338,7 +383,16 @@ def worker_command(platform: Platform, n: int) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "ai4m_helpers.benchmarking.worker", "--data-dir", str(platform.data_dir),
-            "--url", platform.url, "--runs-dir", str(platform.runs_dir), "--number", str(n)]
+            "--runs-dir", str(platform.runs_dir), "--number", str(n)]
+
+
+def worker_env(platform: Platform) -> dict:
+    """The database URL travels in the environment, not on the command line: any process may read
+    another's command line (/proc/PID/cmdline), only its own user its environment."""
+    return {**os.environ, URL_VARIABLE: platform.url}
+
+
+URL_VARIABLE = "AI4M_BENCH_DB"
 
 
 def run_workers(platform: Platform, jobs: int = 2, backend: str = "local", address: str | None = None) -> list[int]:
@@ -349,8 +403,8 @@ def run_workers(platform: Platform, jobs: int = 2, backend: str = "local", addre
         import json
         import subprocess
 
-        procs = [subprocess.Popen(worker_command(platform, n), stdout=subprocess.PIPE, text=True)
-                 for n in range(jobs)]
+        procs = [subprocess.Popen(worker_command(platform, n), stdout=subprocess.PIPE, text=True,
+                                  env=worker_env(platform)) for n in range(jobs)]
         done = []
         for proc in procs:
             out, _ = proc.communicate()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import io
 import json
 import os
 import pathlib
@@ -110,8 +111,9 @@ def isolation() -> dict:
     """What this machine lets the sandbox do beyond rlimits and a private directory."""
     if not _root():
         return {"own user": False, "no network": False,
-                "why": "the platform does not run as root here: the child keeps the platform's user "
-                       "and network (run workers as root in a container to isolate both)"}
+                "why": "the platform does not run as root here: the child keeps the platform's user and "
+                       "network, so it can read and write the platform's database, hidden labels included "
+                       "(run workers as root in a container to isolate them)"}
     return {"own user": True, "no network": True, "why": ""}
 
 
@@ -194,9 +196,12 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], rea
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
-        # Killed with its worker: a submission never outlives the process that watches it
-        # (set last: changing credentials clears it).
+        # The child is killed with its worker (set last: changing credentials clears it; and if
+        # the worker died before this line, the child is already an orphan: stop). Processes the
+        # child forks are not covered: they end at the wall-clock limit or in the sweep by user.
         _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:
+            os._exit(75)
     return apply
 
 
@@ -214,9 +219,11 @@ CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
 
 
 def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, limits: SandboxLimits,
-             folder: pathlib.Path, hide: tuple = ()) -> CodeRun:
+             folder: pathlib.Path, hide: tuple = (), uid: int | None = None) -> CodeRun:
     """Run one code submission in ``folder`` (created; it holds the public inputs only). The
-    folders of ``hide`` (the platform's data) are empty in the submission's view."""
+    folders of ``hide`` (the platform's data, the other runs) are empty in the submission's view.
+    ``uid``: the child's user id (when the platform runs as root); a caller that runs many
+    submissions gives each its own (the platform derives it from the submission)."""
     import subprocess
 
     folder = pathlib.Path(folder)
@@ -225,7 +232,7 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
         np.save(folder / f"{name}.npy", array, allow_pickle=False)
     (folder / "submission.py").write_text(code)
     (folder / "ingest.py").write_text(INGESTION)
-    uid = _sandbox_uid() if _root() else None
+    uid = (uid or _sandbox_uid()) if _root() else None
     reach, view = [], None
     if uid is not None:
         for path in [folder, *folder.iterdir()]:
@@ -250,26 +257,69 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     _kill_leftovers(proc.pid, uid)
     if view is not None:
         view.rmdir()
-    stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
-    costs = {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
-    timing = folder / "timing.json"
-    if timing.exists():
-        try:
-            costs.update(json.loads(timing.read_text()))
-        except ValueError:
-            pass
-    failure, message = classify(status, stderr, timed_out, limits)
+    stdout, stderr = _tail(out), _tail(err)
+    # What the kernel measured comes last: the child cannot overwrite it with its own numbers.
+    costs = {**_self_reported(folder / "timing.json", uid),
+             "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+    failure, message = classify(status, stderr, timed_out, limits, costs["cpu_s"])
     predictions = None
     if failure is None:
-        path = folder / "predictions.npy"
-        if not path.exists():
-            failure, message = "missing file", "the run ended without writing its predictions"
+        try:
+            raw = _read_output(folder / "predictions.npy", uid, MAX_OUTPUT_BYTES)
+            predictions = None if raw is None else np.load(io.BytesIO(raw), allow_pickle=False)
+        except Exception as err:              # anything the child wrote is untrusted: never crash on it
+            failure, message = "malformed output", f"predictions.npy cannot be read: {type(err).__name__}: {err}"
         else:
-            try:
-                predictions = np.load(path, allow_pickle=False)
-            except ValueError as e:
-                failure, message = "malformed output", f"predictions.npy cannot be read: {e}"
+            if predictions is None:
+                failure, message = "missing file", "the run ended without writing its predictions"
     return CodeRun(failure, message, predictions, stdout, stderr, costs)
+
+
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+MAX_LOG_CHARS = 200_000
+TIMING_KEYS = ("fit_s", "fit_cpu_s", "predict_s", "predict_cpu_s", "n_train", "n_test", "flops")
+
+
+def _tail(path: pathlib.Path) -> str:
+    """The end of a log (a submission may print without end)."""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - MAX_LOG_CHARS))
+        return f.read().decode(errors="replace")
+
+
+def _read_output(path: pathlib.Path, uid: int | None, limit: int) -> bytes | None:
+    """A file the child wrote, read safely: no symbolic link followed (another run's output),
+    a regular file only (not a FIFO that would block the worker), owned by the child's user,
+    at most ``limit`` bytes. None when there is none."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if uid is not None and info.st_uid != uid:
+            raise ValueError("not written by the submission")
+        if info.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        return f.read(limit + 1)
+
+
+def _self_reported(path: pathlib.Path, uid: int | None) -> dict:
+    """The ingestion program's step timings: the child could write anything here, so only known
+    keys with numbers are kept (they are the submission's own report, next to the kernel's)."""
+    try:
+        raw = _read_output(path, uid, 64 * 1024)
+        data = json.loads(raw) if raw else {}
+    except Exception:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: float(v) for k, v in data.items()
+            if k in TIMING_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
 
 
 def _wait(proc, wall_s: float):
@@ -315,16 +365,21 @@ MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "_Arr
                 "OpenBLAS blas_thread_init: pthread_create failed")
 
 
-def classify(status: int, stderr: str, timed_out: bool, limits: SandboxLimits) -> tuple[str | None, str]:
-    """The failure kind of a finished child, or None when it exited cleanly."""
+def classify(status: int, stderr: str, timed_out: bool, limits: SandboxLimits,
+             cpu_s: float = 0.0) -> tuple[str | None, str]:
+    """The failure kind of a finished child, or None when it exited cleanly (whatever it printed)."""
     if timed_out:
         return "timeout", f"killed after the wall-clock limit of {limits.wall_s:g} s"
-    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL):
-        return "timeout", f"stopped at the CPU limit of {limits.cpu_s} s"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= limits.cpu_s - 0.5):
+            return "timeout", f"stopped at the CPU limit of {limits.cpu_s} s"
+        if sig == signal.SIGKILL:                       # not the CPU limit: the system's memory killer
+            return "memory", "killed by the system (out of memory)"
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return None, ""
     if any(sign in stderr for sign in MEMORY_SIGNS):
         return "memory", f"ran out of memory under the limit of {limits.memory_mb} MB"
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
-        return "crash", last[:500]
-    return None, ""
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
+    return "crash", last[:500]

@@ -43,6 +43,7 @@ class CompetitionRow(Base):
     bundle: Mapped[str] = mapped_column(Text)
     split_sha256: Mapped[str] = mapped_column(String(64))
     labels: Mapped[bytes] = mapped_column(LargeBinary)      # hidden reference labels, npy bytes
+    public_mask: Mapped[bytes] = mapped_column(LargeBinary)  # hidden: which test positions are public
 
 
 class Participant(Base):
@@ -124,9 +125,10 @@ class Store:
         return Session(self.engine, expire_on_commit=False)
 
     # -- competitions and participants ------------------------------------------------------------
-    def add_competition(self, slug: str, bundle: str, split_sha256: str, labels: bytes) -> int:
+    def add_competition(self, slug: str, bundle: str, split_sha256: str, labels: bytes, public_mask: bytes) -> int:
         with self.session() as s, s.begin():
-            row = CompetitionRow(slug=slug, bundle=bundle, split_sha256=split_sha256, labels=labels)
+            row = CompetitionRow(slug=slug, bundle=bundle, split_sha256=split_sha256, labels=labels,
+                                 public_mask=public_mask)
             s.add(row)
             s.flush()
             return row.id
@@ -195,18 +197,24 @@ class Store:
             row.attempts += 1
             return row
 
-    def finish(self, submission_id: int, scores: dict, costs: dict, primary: str) -> None:
+    def _settle(self, submission_id: int, worker: str | None, **values) -> bool:
+        """Write a run's outcome, but only while the submission is still running on ``worker``:
+        a worker declared lost (and its submission re-queued) cannot overwrite a later attempt."""
         with self.session() as s, s.begin():
-            s.execute(update(Submission).where(Submission.id == submission_id).values(
-                status=FINISHED, finished=utcnow(), scores=scores, costs=costs,
-                primary_public=scores["public"][primary], primary_private=scores["private"][primary]))
+            query = update(Submission).where(Submission.id == submission_id, Submission.status == RUNNING)
+            if worker is not None:
+                query = query.where(Submission.worker == worker)
+            return s.execute(query.values(finished=utcnow(), **values)).rowcount == 1
 
-    def fail(self, submission_id: int, failure: str, message: str, costs: dict | None = None) -> None:
+    def finish(self, submission_id: int, scores: dict, costs: dict, primary: str, worker: str | None = None) -> bool:
+        return self._settle(submission_id, worker, status=FINISHED, scores=scores, costs=costs,
+                            primary_public=scores["public"][primary], primary_private=scores["private"][primary])
+
+    def fail(self, submission_id: int, failure: str, message: str, costs: dict | None = None,
+             worker: str | None = None) -> bool:
         if failure not in FAILURES:
             raise ValueError(f"unknown failure {failure!r}")
-        with self.session() as s, s.begin():
-            s.execute(update(Submission).where(Submission.id == submission_id).values(
-                status=FAILED, failure=failure, message=message, finished=utcnow(), costs=costs))
+        return self._settle(submission_id, worker, status=FAILED, failure=failure, message=message, costs=costs)
 
     def add_log(self, submission_id: int, step: str, stream: str, text: str) -> None:
         with self.session() as s, s.begin():
@@ -254,21 +262,28 @@ class Store:
 
     # -- leaderboards ---------------------------------------------------------------------------------
     def leaderboard(self, competition_id: int, phase: str, split: str = "public") -> list[dict[str, Any]]:
-        """Each participant's best finished submission of the phase on ``split``, best first;
-        ties go to the faster submission (prediction wall time), then to the earlier one."""
-        column = Submission.primary_public if split == "public" else Submission.primary_private
+        """Each participant's best finished submission of the phase, chosen on the *public*
+        score whichever board is shown (choosing on the private one would make it a second
+        public board), and shown with its ``split`` scores, best first; ties go to the faster
+        prediction step (``predict_s``), then to the earlier submission."""
         with self.session() as s:
             rows = s.execute(select(Submission, Participant.name).join(Participant).where(
                 Submission.competition_id == competition_id, Submission.phase == phase,
-                Submission.status == FINISHED, column.is_not(None)))
+                Submission.status == FINISHED, Submission.primary_public.is_not(None)))
+
+            def speed(sub):
+                value = (sub.costs or {}).get("predict_s")
+                return value if isinstance(value, (int, float)) else float("inf")
+
             best: dict[str, tuple] = {}
             for sub, name in rows:
-                score = sub.primary_public if split == "public" else sub.primary_private
-                key = (-score, (sub.costs or {}).get("wall_s", float("inf")), sub.created)
+                key = (-sub.primary_public, speed(sub), sub.created)
                 if name not in best or key < best[name][0]:
                     best[name] = (key, sub)
+        primary = {sub.id: (sub.primary_public if split == "public" else sub.primary_private) for _, sub in best.values()}
+        ranked = sorted(best.items(), key=lambda kv: (-primary[kv[1][1].id], *kv[1][0][1:]))
         board = []
-        for rank, (name, (_, sub)) in enumerate(sorted(best.items(), key=lambda kv: kv[1][0]), start=1):
+        for rank, (name, (_, sub)) in enumerate(ranked, start=1):
             board.append({"rank": rank, "participant": name, "submission": sub.id, "label": sub.label,
                           **{f"{m}": v for m, v in sub.scores[split].items()},
                           **{k: v for k, v in (sub.costs or {}).items() if not isinstance(v, dict)}})
