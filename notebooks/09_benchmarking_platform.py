@@ -69,6 +69,7 @@ backend = None
 wall_s = None
 cpu_s = None
 memory_mb = None
+torch_cnn = None
 
 # %% tags=["hide-input"]
 # Check the parameters before anything heavy is imported:
@@ -322,12 +323,13 @@ claims_table(claims)
 #   can read the database). No PID namespace, cgroups, seccomp filter or GPU isolation.
 # - **Data.** scikit-learn's digits stand in for a media dataset, and the submissions are small
 #   scikit-learn models; being public, the data gives its labels away (Eve's entry). The `full`
-#   profile has more reruns and the same task; GPU submissions with torch (and their FLOP
-#   count, which the ingestion program records for a torch model, as a test checks) are left
-#   for a later version of the chapter.
+#   profile adds a small torch CNN, whose FLOPs the ingestion program counts (a column of the
+#   board), and more reruns. Submissions get no GPU: the sandbox has no GPU isolation, so a
+#   GPU would be shared with the worker and every other run.
 # - **Workers.** A worker lost on another machine is not detected (no heartbeat yet): `reap`
-#   judges only this machine's workers. Logs are kept per run step (ingestion, scoring), not per
-#   `fit` and `predict`.
+#   judges only this machine's workers. Logs are kept per step (load, fit, predict, scoring):
+#   the ingestion program marks where each step's output begins, and the logs are cut there (a
+#   submission could print a mark itself and only mislabel its own logs).
 # - **Service.** No web interface, no forums, no dynamic rules; phases are played out on a fixed
 #   calendar (the chapter passes the date to the platform instead of waiting for it).
 #

@@ -3,12 +3,14 @@ local port: what a participant may see, and how each refusal reaches them as a s
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import shutil
 import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 
 httpx = pytest.importorskip("httpx")
@@ -70,6 +72,11 @@ def test_service_over_http(service):
     past_id = platform.submit(tok["bob"], "wine", "past", "result", f"id,label\n{rows}".encode(),
                               now=dt.datetime(2020, 6, 1, tzinfo=dt.timezone.utc))
     assert run_workers(platform, 1) == [code_id, past_id]
+
+    inputs = http.get("/competitions/wine/inputs")          # public: a result file is made from them
+    with np.load(io.BytesIO(inputs.content)) as public:
+        assert set(public.files) == {"x_train", "y_train", "x_test"} and len(public["x_test"]) == n
+    assert http.get("/competitions/nope/inputs").status_code == 404
 
     mine = http.get(f"/submissions/{code_id}", headers=bearer(tok["ada"])).json()
     assert mine["status"] == "finished" and 0 < mine["public"]["accuracy"] < 1

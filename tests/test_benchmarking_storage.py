@@ -302,7 +302,7 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
         assert (lost.status, lost.failure, lost.attempts) == (FAILED, "worker lost", 1)
         logs = store.logs(sleeper)
         assert logs[:len(sleeper_logs)] == sleeper_logs                      # its logs so far are kept,
-        assert {"step": "ingestion (lost)", "stream": "stdout", "text": "fitting\n"} in logs   # and its run's output
+        assert {"step": "fit (lost)", "stream": "stdout", "text": "fitting"} in logs   # and its run's output
         assert {sid: (_row(store, sid), store.logs(sid)) for sid in others} == others
         if store.sqlite:
             with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:

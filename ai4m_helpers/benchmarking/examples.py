@@ -56,6 +56,33 @@ def predict(model, X):
 """,
 }
 
+# A torch model, entered in the `full` profile: the ingestion program counts its FLOPs.
+TORCH_CNN = """
+import numpy as np
+import torch
+from torch import nn
+
+def fit(X, y):
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True)
+    model = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                          nn.Linear(128, 10))
+    x, t = torch.as_tensor(X / 16.0, dtype=torch.float32), torch.as_tensor(y)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    order = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        for idx in torch.randperm(len(t), generator=order).split(64):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), t[idx]).backward()
+            opt.step()
+    return model.eval()
+
+def predict(model, X):
+    with torch.no_grad():
+        return model(torch.as_tensor(X / 16.0, dtype=torch.float32)).argmax(1).numpy()
+"""
+
 # name -> (kind, payload, expected failure). {db} becomes the platform's database path, {nan_csv}
 # a result file with a row for every test example and one NaN label.
 FAULTY = {

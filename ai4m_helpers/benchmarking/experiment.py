@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import claims as C
-from .examples import CHEAT, FAULTY, METHODS
+from .examples import CHEAT, FAULTY, METHODS, TORCH_CNN
 from .platform import Platform, Refused, run_workers
 from .storage import FINISHED
 
@@ -96,12 +96,13 @@ def run_campaign(P: dict, folder: pathlib.Path) -> Campaign:
         platform.create(slug(n), bundle_text(P, n, f"Digits with {n} training images"))
     main = slug(max(sizes))
     organiser = platform.register("organiser", organiser=True)
-    tokens = {name: platform.register(name) for name in [*METHODS, "mallory"]}
+    tokens = {name: platform.register(name) for name in [*METHODS, "small CNN (torch)", "mallory"]}
     now = during_phase()
     methods, faulty = [], []
+    entries = {**METHODS, **({"small CNN (torch)": TORCH_CNN} if P["torch_cnn"] else {})}
     for run in range(P["seeds"]):
         for n in sizes:
-            for name, code in METHODS.items():
+            for name, code in entries.items():
                 if n != max(sizes) and name not in SCALING:
                     continue
                 sid = platform.submit(tokens[name], slug(n), PHASE, "code", code.encode(), f"{name} (run {run + 1})",
@@ -131,7 +132,7 @@ def submissions_frame(c: Campaign) -> pd.DataFrame:
                      "public accuracy": (sub.scores or {}).get("public", {}).get("accuracy"),
                      "private accuracy": (sub.scores or {}).get("private", {}).get("accuracy"),
                      **{k: costs.get(k) for k in ("wall_s", "cpu_s", "peak_mb", "fit_s", "predict_s",
-                                                  "ms_per_1k_predictions")}})
+                                                  "ms_per_1k_predictions", "flops")}})
     return pd.DataFrame(rows)
 
 
@@ -160,8 +161,8 @@ def leaderboard_frame(c: Campaign, split: str, now: dt.datetime) -> pd.DataFrame
 
     board = c.platform.leaderboard(c.main, PHASE, split, now=now)
     cols = ["rank", "participant", "label", "accuracy", "macro_f1", "wall_s", "cpu_s", "peak_mb",
-            "ms_per_1k_predictions"]
-    return pd.DataFrame(board)[cols] if board else pd.DataFrame(columns=cols)
+            "ms_per_1k_predictions", "flops"]
+    return pd.DataFrame(board).reindex(columns=cols) if board else pd.DataFrame(columns=cols)
 
 
 def private_before_the_end(c: Campaign) -> str:

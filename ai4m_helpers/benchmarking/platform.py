@@ -25,7 +25,7 @@ import tempfile
 import numpy as np
 
 from . import bundle as B
-from .sandbox import SandboxLimits, run_code
+from .sandbox import SandboxLimits, run_code, split_steps
 from .storage import LimitReached, Store, utcnow
 
 RESULT, CODE = "result", "code"
@@ -116,6 +116,12 @@ class Platform:
         return Loaded(row.id, B.parse_bundle(row.bundle), public["x_train"], public["y_train"], public["x_test"],
                       _from_npy(row.labels), _from_npy(row.public_mask), row.split_sha256)
 
+    def public_inputs(self, slug: str) -> bytes:
+        """What a participant may download to make a result file: the training examples with
+        their labels and the test examples (in the secret order), as one ``.npz``."""
+        self.store.competition(slug)                            # an unknown slug is a KeyError
+        return (self.data_dir / slug / "public.npz").read_bytes()
+
     def register(self, name: str, organiser: bool = False) -> str:
         from sqlalchemy.exc import IntegrityError
 
@@ -201,8 +207,8 @@ class Platform:
         lost = self.store.lost(worker_alive)
         for sid in lost:
             for path in sorted(self.runs_dir.glob(f"*-submission-{sid}-attempt-*.std*")):
-                if text := path.read_text(errors="replace"):
-                    self.store.add_log(sid, "ingestion (lost)", path.suffix.lstrip("."), text)
+                for step, part in split_steps(path.read_text(errors="replace")):
+                    self.store.add_log(sid, f"{step} (lost)", path.suffix.lstrip("."), part)
         return lost
 
 
@@ -341,8 +347,9 @@ def _process(platform: Platform, sub, worker: str) -> None:
         run = run_code(sub.payload.decode("utf-8"), comp.x_train, comp.y_train, comp.x_test,
                        SandboxLimits(limits.wall_s, limits.cpu_s, limits.memory_mb, limits.processes),
                        folder, hide=(platform.data_dir, platform.runs_dir), uid=sandbox_uid(sub.id, sub.attempts))
-        store.add_log(sub.id, "ingestion", "stdout", run.stdout)
-        store.add_log(sub.id, "ingestion", "stderr", run.stderr)
+        for stream, text in (("stdout", run.stdout), ("stderr", run.stderr)):
+            for step, part in split_steps(text) or [("ingestion", "")]:
+                store.add_log(sub.id, step, stream, part)
         for leftover in folder.parent.glob(f"{folder.name}*"):     # logs are in the database now
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
         costs = dict(run.costs)

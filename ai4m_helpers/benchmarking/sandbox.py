@@ -26,6 +26,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import pathlib
 import signal
 import sys
@@ -41,6 +42,10 @@ INGESTION = r'''
 import importlib.util, json, sys, time
 import numpy as np
 
+def step(name):                                      # marks where each step's output begins
+    for stream in (sys.stdout, sys.stderr):
+        print(f"\n[step {name}]", file=stream, flush=True)
+
 def load_submission():
     spec = importlib.util.spec_from_file_location("submission", "submission.py")
     module = importlib.util.module_from_spec(spec)
@@ -51,7 +56,9 @@ def load_submission():
     return module
 
 x_train, y_train, x_test = (np.load(f"{n}.npy") for n in ("x_train", "y_train", "x_test"))
+step("load")
 submission = load_submission()
+step("fit")
 start, cpu = time.perf_counter(), time.process_time()
 model = submission.fit(x_train, y_train)
 fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu
@@ -66,6 +73,7 @@ if torch is not None and isinstance(model, torch.nn.Module):
     with FlopCounterMode(display=False) as counter:
         predict()                                    # counted once, then timed below
     flops = int(counter.get_total_flops())
+step("predict")
 submission.predict(model, x_test[:8])                # a warm-up: first-call costs are not the method's
 predict_s = predict_cpu_s = float("inf")
 for _ in range(3):                                   # the best of three: other work only adds time
@@ -214,8 +222,10 @@ def _closed_ancestors(path: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     return out
 
 
+# No GPU is handed to a submission (there is no GPU isolation: it would share the worker's).
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-             "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+             "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+             "CUDA_VISIBLE_DEVICES": ""}
 
 
 def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, limits: SandboxLimits,
@@ -278,6 +288,19 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 MAX_LOG_CHARS = 200_000
 TIMING_KEYS = ("fit_s", "fit_cpu_s", "predict_s", "predict_cpu_s", "n_train", "n_test", "flops")
+
+
+STEP_MARK = re.compile(r"^\[step (load|fit|predict)\]$", re.MULTILINE)
+
+
+def split_steps(text: str, first: str = "start") -> list[tuple[str, str]]:
+    """A log cut at the ingestion program's step marks: [(step, text)], empty parts dropped."""
+    parts, step, pos = [], first, 0
+    for mark in STEP_MARK.finditer(text):
+        parts.append((step, text[pos:mark.start()]))
+        step, pos = mark.group(1), mark.end()
+    parts.append((step, text[pos:]))
+    return [(name, body.strip("\n")) for name, body in parts if body.strip()]
 
 
 def _tail(path: pathlib.Path) -> str:

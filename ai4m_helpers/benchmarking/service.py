@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Form, Header, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from .bundle import BundleError
@@ -69,6 +69,12 @@ def make_app(platform: Platform) -> FastAPI:
     @app.get("/submissions/{submission_id}/logs")
     def logs(submission_id: int, token: Token) -> list[dict]:
         return platform.logs(token, submission_id)
+
+    @app.get("/competitions/{slug}/inputs")
+    def inputs(slug: str) -> Response:
+        """The public inputs (.npz: x_train, y_train, x_test), for result submissions."""
+        return Response(platform.public_inputs(slug), media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{slug}-inputs.npz"'})
 
     @app.get("/competitions/{slug}/leaderboard/{phase}")
     def leaderboard(slug: str, phase: str, token: Annotated[str | None, Depends(_maybe_token)],
