@@ -227,26 +227,18 @@ def _row(store: Store, sid: int) -> dict:
 
 def _kill_sandbox(procs) -> None:
     """The sandbox puts a submission in a session (and process group) of its own, under a user id
-    of its own when root: killing the worker leaves it running. Kill its group, then every
-    process of its user (never our own user's: without root the child keeps it)."""
+    of its own when root: its group and that user's processes go, as the sandbox itself would do
+    (never our own user's: without root the child keeps it)."""
     import psutil
+
+    from ai4m_helpers.benchmarking.sandbox import _kill_leftovers
 
     for p in procs:
         try:
             uid = p.uids().real
         except psutil.NoSuchProcess:
             uid = None
-        try:
-            os.killpg(p.pid, signal.SIGKILL)              # the sandbox's setsid: pgid == its pid
-        except (ProcessLookupError, PermissionError):
-            pass
-        if uid and uid != os.getuid():
-            for q in psutil.process_iter(["uids"]):
-                try:
-                    if q.info["uids"] and q.info["uids"].real == uid:
-                        q.kill()
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
+        _kill_leftovers(p.pid, uid if uid and uid != os.getuid() else None)
 
 
 def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_path):
