@@ -17,6 +17,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.utils._pytree import tree_map
 
 
 class ModelStack:
@@ -62,19 +63,21 @@ class ModelStack:
         return functional_call(self.skeleton, (full, buffers), (x,), kwargs)
 
     def __call__(self, x: torch.Tensor, params: dict | None = None, **kwargs):
-        """x: (R, B, ...) -> outputs (R, B, ...); ``params`` defaults to the live weights. Keyword
-        arguments are shared by every member."""
+        """x: (R, B, ...) -> outputs (R, B, ...); ``params`` defaults to the live weights. ``x`` may
+        be a tuple of such tensors (a model taking several inputs gets the tuple). Keyword arguments
+        are shared by every member."""
         params = params or self.params
         if self.size == 1:  # a lone model needs no vmap (and pays none of its overhead)
             out = self.call_member(self.member_params(0, params), self.member_params(0, self.buffers),
-                                   x[0], **kwargs)
+                                   tree_map(lambda t: t[0], x), **kwargs)
             return _add_member_axis(out)
         one = lambda p, b, xi: self.call_member(p, b, xi, **kwargs)  # noqa: E731
         return vmap(one, randomness="different")(params, self.buffers, x)
 
     def forward_shared(self, x: torch.Tensor, params: dict | None = None, **kwargs):
         """The same inputs (B, ...) through every member -> (R, B, ...)."""
-        return self(x.unsqueeze(0).expand(self.size, *x.shape), params, **kwargs)
+        return self(tree_map(lambda t: t.unsqueeze(0).expand(self.size, *t.shape), x), params,
+                    **kwargs)
 
     # -- weights ----------------------------------------------------------------------------
     def parameters(self) -> list[torch.Tensor]:

@@ -72,3 +72,24 @@ def test_a_member_view_is_the_member_and_follows_training():
     assert stack.params["0.weight"].grad[1].abs().sum() > 0 and stack.params["0.weight"].grad[0].abs().sum() == 0
     opt.step()
     assert torch.allclose(view(x[1]), stack(x)[1], atol=1e-6)   # the view moved with the stack
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, inputs):
+        x, shift = inputs
+        return self.lin(x) + shift
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_a_model_with_several_inputs_gets_them_as_a_tuple(members):
+    stack = ModelStack.from_seeds(_TwoInputs, list(range(members)))
+    x, shift = torch.randn(members, 4, 3), torch.randn(members, 4, 2)
+    out = stack((x, shift))
+    for r in range(members):
+        torch.testing.assert_close(out[r], stack.member(r)((x[r], shift[r])))
+    shared = stack.forward_shared((x[0], shift[0]))
+    assert shared.shape == (members, 4, 2)

@@ -16,8 +16,8 @@ COLOURS = {"red": (0.9, 0.15, 0.1), "green": (0.15, 0.75, 0.2), "blue": (0.15, 0
 TEXTURES = ("plain", "stripes", "dots")
 
 
-def _shape_mask(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Mask of a unit-size shape on coordinates (u, v) centred on the shape."""
+def shape_mask(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Mask of a unit-size shape on coordinates (u, v) centred on the shape (v points up)."""
     au, av = np.abs(u), np.abs(v)
     r = np.sqrt(u ** 2 + v ** 2)
     masks = {
@@ -66,7 +66,7 @@ def make_shapes(n: int, size: int = 32, seed: int = 0, background_noise: float =
             continue
         u = (xx[None] - f["cx"][idx, None, None]) / f["scale"][idx, None, None]
         v = (f["cy"][idx, None, None] - yy[None]) / f["scale"][idx, None, None]
-        mask = _shape_mask(name, u, v)
+        mask = shape_mask(name, u, v)
         shade = np.ones(mask.shape, dtype=np.float32)
         for t, texture in enumerate(TEXTURES):
             sel = f["texture"][idx] == t
