@@ -97,6 +97,55 @@ def test_chapter_02_sibling_claim():
     assert none.verdict == INCONCLUSIVE and "no errors" in none.note
 
 
+
+# -- chapter 3 ----------------------------------------------------------------------------------
+def _fidelity_frame(with_density=1.0, without=4.0, classical_without=4.0, n=40):
+    rng = np.random.default_rng(3)
+    rows = []
+    for arm, learned, classical in (("density", with_density, with_density),
+                                    ("no_density", without, classical_without)):
+        for seed in range(2):
+            for image in range(n):
+                rows.append({"arm": arm, "seed": seed, "image": image,
+                             "learned_error": abs(learned + rng.normal(0, 0.5)),
+                             "classical_error": abs(classical + rng.normal(0, 0.5))})
+    return pd.DataFrame(rows)
+
+
+def test_chapter_03_fidelity_needs_both_counters_to_agree():
+    pytest.importorskip("diffusers")
+    from ai4m_helpers.counting import experiment as ex
+
+    held = ex.fidelity_claim(_fidelity_frame())
+    assert held.verdict == HELD and held.parts["learned"].estimate.value == pytest.approx(3.0, abs=0.2)
+    assert held.parts["learned"].estimate.n == 80 and held.parts["learned"].margin == ex.FIDELITY_MARGIN
+    # The classical counter sees no difference: the claim does not hold on one counter alone.
+    split = ex.fidelity_claim(_fidelity_frame(classical_without=1.0))
+    assert split.parts["learned"].verdict == HELD and split.parts["classical"].verdict == NOT_HELD
+    assert split.verdict != HELD
+    # Better, but by less than the one-object margin: not held.
+    close = ex.fidelity_claim(_fidelity_frame(without=1.3, classical_without=1.3))
+    assert close.verdict == NOT_HELD
+
+
+def test_chapter_03_downstream_claims_pair_arms_by_seed():
+    pytest.importorskip("diffusers")
+    from ai4m_helpers.counting import experiment as ex
+
+    means = {"real": 5.0, "no_density": 4.8, "density": 4.5, "swap": 4.0, "swap_any": 4.9}
+    noise = np.random.default_rng(5).normal(0, 0.03, (4, 5, 2))
+    rows = [{"seed": s, "arm": arm, "MAE": m + 0.5 * s + noise[s, i, 0],
+             "RMSE": 1.5 * m + 0.5 * s + noise[s, i, 1]}
+            for s in range(4) for i, (arm, m) in enumerate(means.items())]
+    lowers, swap, unconstrained, no_density = ex.downstream_claims(pd.DataFrame(rows))
+    assert lowers.verdict == HELD and lowers.parts["MAE"].estimate.value == pytest.approx(1.0, abs=0.05)
+    assert swap.verdict == HELD and unconstrained.verdict == HELD and no_density.verdict == HELD
+    assert swap.estimate.n == 4 and swap.estimate.unit == "seed"
+    flipped = pd.DataFrame(rows).replace({"arm": {"swap": "density", "density": "swap"}})
+    assert ex.downstream_claims(flipped)[1].verdict == NOT_HELD
+    one_seed = ex.downstream_claims(pd.DataFrame([r for r in rows if r["seed"] == 0]))
+    assert all(c.verdict == INCONCLUSIVE for c in one_seed)
+
 # -- chapter 4 ----------------------------------------------------------------------------------
 def test_chapter_04_claims_on_known_tables():
     from ai4m_helpers.concepts import experiment as ex

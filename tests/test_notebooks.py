@@ -204,6 +204,18 @@ def _sane_chapter_05(record):
     assert len(record["claims"]) == 4
 
 
+def _sane_chapter_03(record):
+    m = record["metrics"]
+    arms = {"real", "no_density", "density", "swap", "swap_any"}
+    assert {r["arm"] for r in m["downstream"]} == arms
+    assert all(0 <= r["MAE"] <= r["RMSE"] < 40 for r in m["downstream"])
+    assert {r["arm"] for r in m["fidelity"]} == arms - {"real"}
+    assert m["intrinsic"]["classical counter MAE on real"] < 1.5         # the yardstick works
+    assert all(0 <= q["colour accuracy"] <= 1 and q["images"] > 0 for q in m["quality"])
+    assert 0 < m["swappable_captions"] <= 1 and m["base_unet"]["shapes"]
+    assert len(record["claims"]) == 5
+
+
 def _sane_chapter_06(record):
     m = record["metrics"]
     rows = {(r["level"], r["method"], r["epsilon"]): r for r in m["accuracy"]}
@@ -240,7 +252,7 @@ def _sane_chapter_10(record):
     assert len(record["claims"]) == 3
 
 
-SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "04": _sane_chapter_04, "05": _sane_chapter_05,
+SANITY = {"01": _sane_chapter_01, "02": _sane_chapter_02, "03": _sane_chapter_03, "04": _sane_chapter_04, "05": _sane_chapter_05,
           "06": _sane_chapter_06, "09": _sane_chapter_09,
           "07": _sane_chapter_07, "08": _sane_chapter_08, "10": _sane_chapter_10}
 

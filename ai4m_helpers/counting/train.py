@@ -1,0 +1,128 @@
+"""Training the counters (one per arm, stacked and trained as one) and the attribute classifier
+that judges whether synthetic images show what their caption asks for."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..data.counting import VOCAB, Scenes
+from ..many_models import ModelStack
+from .augment import SyntheticSet
+from .models import DENSITY_SCALE, SAFECounter
+
+
+def _draw(n_real: int, n_synthetic: int, share: float, size: int, rng: np.random.Generator):
+    """One batch's draws, shared by every arm: real indices, which of them are replaced by a
+    synthetic image, and which synthetic image (arms' synthetic sets are aligned: image j of
+    every arm comes from the same source), so arms differ only in the pixels they see."""
+    real = rng.integers(0, n_real, size)
+    replace = rng.random(size) < share
+    synthetic = rng.integers(0, max(n_synthetic, 1), size)
+    return real, replace, synthetic
+
+
+def _batch(scenes: Scenes, syn: SyntheticSet | None, draws):
+    real, replace, j = draws
+    images, density, boxes = scenes.images[real], scenes.density[real], scenes.boxes[real]
+    if syn is not None and replace.any():
+        src = syn.source[j[replace]]
+        images = images.copy()
+        density, boxes = density.copy(), boxes.copy()
+        images[replace] = syn.images[j[replace]]
+        density[replace], boxes[replace] = scenes.density[src], scenes.boxes[src]
+    return images, density, boxes
+
+
+def train_counters(scenes: Scenes, synthetic: dict[str, SyntheticSet | None], *, steps: int,
+                   batch: int, lr: float, share: float, seed: int, device="cpu"):
+    """One SAFECount-style counter per arm (``synthetic[arm]`` None for real only), all from the
+    same initial weights, the same number of steps, the same batch size and the same draws;
+    trained as one stack. Returns the stack (members in the order of ``synthetic``) and the loss
+    curves (steps, arms)."""
+    arms = list(synthetic)
+    sizes = {len(s.images) for s in synthetic.values() if s is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"the arms' synthetic sets must be aligned, got sizes {sorted(sizes)}")
+    n_synthetic = sizes.pop() if sizes else 0
+    stack = ModelStack.from_seeds(SAFECounter, [seed] * len(arms), device=device)
+    opt = torch.optim.AdamW(stack.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
+    rng = np.random.default_rng([seed, 7])
+    curves = np.zeros((steps, len(arms)))
+    stack.train()
+    for step in range(steps):
+        draws = _draw(len(scenes), n_synthetic, share, batch, rng)
+        parts = [_batch(scenes, synthetic[a], draws) for a in arms]
+        x, d, b = (torch.from_numpy(np.stack(p)).to(device) for p in zip(*parts))
+        pred = stack((x, b))
+        per_arm = ((pred - d) * DENSITY_SCALE).pow(2).mean((1, 2, 3))
+        opt.zero_grad(set_to_none=True)
+        per_arm.sum().backward()
+        opt.step()
+        sched.step()
+        curves[step] = per_arm.detach().cpu().numpy()
+    return stack.eval(), curves
+
+
+@torch.no_grad()
+def predict_counts(stack: ModelStack, images: np.ndarray, boxes: np.ndarray, device="cpu",
+                   batch: int = 256) -> np.ndarray:
+    """Counts (members, images): the sum of each member's predicted density."""
+    out = []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(images[i:i + batch]).to(device)
+        b = torch.from_numpy(boxes[i:i + batch]).to(device)
+        out.append(stack.forward_shared((x, b)).sum((-1, -2)).cpu().numpy())
+    return np.concatenate(out, axis=1)
+
+
+class AttributeNet(nn.Module):
+    """A small CNN with one head per caption attribute (shape, colour, size, background);
+    ``features`` is the pooled representation that diversity is measured in."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.GroupNorm(4, width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.GroupNorm(4, 2 * width), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.GroupNorm(4, 2 * width), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.heads = nn.ModuleDict({k: nn.Linear(2 * width, len(v)) for k, v in VOCAB.items()})
+
+    def features(self, x):
+        return self.body(x)
+
+    def forward(self, x):
+        f = self.body(x)
+        return {k: head(f) for k, head in self.heads.items()}
+
+
+def train_attribute_net(scenes: Scenes, *, steps: int, batch: int, lr: float, seed: int,
+                        device="cpu") -> AttributeNet:
+    """Fit the attribute classifier on real images (cross-entropy summed over attributes)."""
+    torch.manual_seed(seed)
+    net = AttributeNet().to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    x = torch.from_numpy(scenes.images).to(device)
+    y = {k: torch.from_numpy(v).to(device) for k, v in scenes.factors.items()}
+    g = torch.Generator(device=device).manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (batch,), generator=g, device=device)
+        out = net(x[idx])
+        loss = sum(F.cross_entropy(out[k], y[k][idx]) for k in out)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def attribute_predictions(net: AttributeNet, images: np.ndarray, device="cpu"):
+    """Predicted attribute indices and pooled features of images."""
+    x = torch.from_numpy(images).to(device)
+    out = net(x)
+    return ({k: v.argmax(1).cpu().numpy() for k, v in out.items()},
+            net.features(x).cpu().numpy())
