@@ -177,7 +177,9 @@ pd.DataFrame(
 # `backend = "ray"`, the same code on a cluster whose nodes share the database. A worker claims
 # the oldest queued submission in one transaction, so two workers never run the same one; a
 # worker that dies mid-run leaves its submission running until `Platform.reap()` marks it
-# failed with "worker lost", and it can be queued again.
+# failed with "worker lost", and it can be queued again. `reap` asks the operating system about
+# this host's workers; a worker on another host proves it lives by a heartbeat it writes to the
+# database every 15 s while it runs, and one silent for a minute is taken for lost.
 
 # %%
 folder = tempfile.mkdtemp(prefix="ai4m-09-")

@@ -315,3 +315,31 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
     finally:
         store.engine.dispose()
         shutil.rmtree(platform.runs_dir, ignore_errors=True)
+
+
+def test_a_worker_of_another_host_is_lost_when_its_heartbeat_stops(db_url, tmp_path):
+    """A worker on another host cannot be asked whether it lives: its submission is reaped only
+    once its heartbeat is older than the limit, and a worker that beats keeps its submission."""
+    from ai4m_helpers.benchmarking.platform import Heartbeat
+
+    platform = Platform(tmp_path / "data", url=db_url)
+    store = platform.store
+    platform.create("digits", BUNDLE)
+    tok = platform.register("ada")
+    silent = platform.submit(tok, "digits", "main", "code", QUICK, "silent")
+    beating = platform.submit(tok, "digits", "main", "code", QUICK, "beating")
+    elsewhere = "a-host-far-away:4242:1700000000.000:0"
+    assert store.claim(elsewhere + "a").id == silent and store.claim(elsewhere + "b").id == beating
+    assert platform.reap() == []                     # alive as far as this host can tell
+    first = store.get(beating).heartbeat
+    with Heartbeat(store, beating, elsewhere + "b", every=0.05):
+        time.sleep(1.2)
+        assert store.get(beating).heartbeat > first
+        assert platform.reap(stale_after=0.6) == [silent]
+    lost = store.get(silent)
+    assert (lost.status, lost.failure) == (FAILED, "worker lost")
+    assert store.get(beating).status == RUNNING
+    assert not store.beat(silent, elsewhere + "a")   # a lost worker's late beat changes nothing
+    store.requeue(silent)
+    assert store.get(silent).heartbeat is None and store.get(silent).status == QUEUED
+    assert platform.reap(stale_after=None) == []     # without a limit, only this host's workers

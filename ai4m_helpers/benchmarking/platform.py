@@ -21,6 +21,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import threading
 
 import numpy as np
 
@@ -33,6 +34,10 @@ SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 
 
 MAX_PAYLOAD = 1024 * 1024          # a submission's file: code or predictions, never data
+# A worker beats every HEARTBEAT_S seconds while it runs a submission; one silent for
+# HEARTBEAT_STALE_S (four missed beats) is taken for dead, whatever host it ran on.
+HEARTBEAT_S = 15.0
+HEARTBEAT_STALE_S = 60.0
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -201,10 +206,12 @@ class Platform:
                 raise Refused("the private leaderboard opens when the phase ends")
         return self.store.leaderboard(comp.id, phase, split)
 
-    def reap(self) -> list[int]:
+    def reap(self, stale_after: float | None = HEARTBEAT_STALE_S) -> list[int]:
         """Submissions whose worker died mid-run, now failed with "worker lost" (re-queue them
-        with ``store.requeue``). What their run had written so far joins their logs."""
-        lost = self.store.lost(worker_alive)
+        with ``store.requeue``): a worker of this host that no longer runs, or a worker of any
+        host whose heartbeat is older than ``stale_after`` seconds (None: this host's only).
+        What their run had written here so far joins their logs."""
+        lost = self.store.lost(worker_alive, stale_after)
         for sid in lost:
             for path in sorted(self.runs_dir.glob(f"*-submission-{sid}-attempt-*.std*")):
                 for step, part in split_steps(path.read_text(errors="replace")):
@@ -317,6 +324,31 @@ def worker_alive(worker: str | None) -> bool:
         return False
 
 
+class Heartbeat:
+    """A thread that beats for a submission every ``every`` seconds while its run lasts."""
+
+    def __init__(self, store, submission_id: int, worker: str, every: float = HEARTBEAT_S):
+        self.store, self.submission_id, self.worker, self.every = store, submission_id, worker, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{submission_id}")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                if not self.store.beat(self.submission_id, self.worker):
+                    return                    # no longer ours: finished, or lost and re-queued
+            except Exception:                 # a database hiccup: the next beat may get through
+                continue
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def process_next(platform: Platform, worker: str) -> int | None:
     """Claim, run, check and score one queued submission; returns its id (None: queue empty).
     An error of the platform itself fails the submission (and is logged) instead of the worker."""
@@ -324,7 +356,8 @@ def process_next(platform: Platform, worker: str) -> int | None:
     if sub is None:
         return None
     try:
-        _process(platform, sub, worker)
+        with Heartbeat(platform.store, sub.id, worker):
+            _process(platform, sub, worker)
     except Exception as err:                                   # the worker goes on with the queue
         platform.store.add_log(sub.id, "platform", "stderr", f"{type(err).__name__}: {err}")
         platform.store.fail(sub.id, "crash", f"the platform failed on this submission: {err}", worker=worker)

@@ -70,6 +70,9 @@ class Submission(Base):
     started: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Written by the worker every few seconds while it runs the submission: a worker on another
+    # host cannot be asked whether it lives, but a heartbeat that stopped says it does not.
+    heartbeat: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     scores: Mapped[dict | None] = mapped_column(JSON, nullable=True)      # {"public": {...}, "private": {...}}
     costs: Mapped[dict | None] = mapped_column(JSON, nullable=True)       # wall, CPU, memory, per step
@@ -103,6 +106,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _stale(heartbeat: dt.datetime | None, now: dt.datetime, stale_after: float | None) -> bool:
+    if stale_after is None or heartbeat is None:
+        return False
+    if heartbeat.tzinfo is None:              # SQLite hands back naive datetimes (stored as UTC)
+        heartbeat = heartbeat.replace(tzinfo=dt.timezone.utc)
+    return (now - heartbeat).total_seconds() > stale_after
 
 
 class Store:
@@ -193,9 +204,19 @@ class Store:
             row = s.scalar(query)
             if row is None:
                 return None
-            row.status, row.worker, row.started = RUNNING, worker, utcnow()
+            row.status, row.worker = RUNNING, worker
+            row.started = row.heartbeat = utcnow()
             row.attempts += 1
             return row
+
+    def beat(self, submission_id: int, worker: str) -> bool:
+        """The worker says it still runs the submission; False once it no longer does (finished,
+        or declared lost and re-queued)."""
+        with self.session() as s, s.begin():
+            query = update(Submission).where(Submission.id == submission_id,
+                                              Submission.status == RUNNING,
+                                              Submission.worker == worker)
+            return s.execute(query.values(heartbeat=utcnow())).rowcount == 1
 
     def _settle(self, submission_id: int, worker: str | None, **values) -> bool:
         """Write a run's outcome, but only while the submission is still running on ``worker``:
@@ -239,12 +260,15 @@ class Store:
                 query = query.where(Submission.competition_id == competition_id)
             return list(s.scalars(query))
 
-    def lost(self, alive) -> list[int]:
-        """Mark running submissions whose worker is no longer alive (``alive(worker) -> bool``) as
-        failed with "worker lost"; their logs so far are kept. Returns their ids."""
+    def lost(self, alive, stale_after: float | None = None) -> list[int]:
+        """Mark running submissions as failed with "worker lost" when their worker is no longer
+        alive (``alive(worker) -> bool``, which can only judge this host's workers) or, with
+        ``stale_after`` seconds, when their last heartbeat is older than that (a worker on any
+        host); their logs so far are kept. Returns their ids."""
+        now = utcnow()
         with self.session() as s, s.begin():
             rows = list(s.scalars(select(Submission).where(Submission.status == RUNNING)))
-            ids = [r.id for r in rows if not alive(r.worker)]
+            ids = [r.id for r in rows if not alive(r.worker) or _stale(r.heartbeat, now, stale_after)]
             if ids:
                 s.execute(update(Submission).where(Submission.id.in_(ids)).values(
                     status=FAILED, failure="worker lost", finished=utcnow(),
@@ -258,7 +282,7 @@ class Store:
             if row is None or row.failure != "worker lost":
                 raise ValueError("only a submission whose worker was lost can be re-queued")
             row.status, row.failure, row.message, row.worker = QUEUED, None, "", None
-            row.started = row.finished = None
+            row.started = row.finished = row.heartbeat = None
 
     # -- leaderboards ---------------------------------------------------------------------------------
     def leaderboard(self, competition_id: int, phase: str, split: str = "public") -> list[dict[str, Any]]:
