@@ -126,6 +126,15 @@ def test_chapter_03_fidelity_needs_both_counters_to_agree():
     # Better, but by less than the one-object margin: not held.
     close = ex.fidelity_claim(_fidelity_frame(without=1.3, classical_without=1.3))
     assert close.verdict == NOT_HELD
+    # With a ControlNet per seed the replicate is a seed: two seeds' means, a wide interval.
+    # A counter that cannot count real scenes measures nothing: its part is inconclusive.
+    blind = ex.fidelity_claim(_fidelity_frame(), floors={"learned counter MAE on real": 6.0,
+                                                         "classical counter MAE on real": 0.5,
+                                                         "mean-count MAE on real": 8.0})
+    assert blind.parts["learned"].verdict == INCONCLUSIVE and "mean count" in blind.parts["learned"].note
+    assert blind.parts["classical"].verdict == HELD and blind.verdict == INCONCLUSIVE
+    by_seed = ex.fidelity_claim(_fidelity_frame(), per_seed=True)
+    assert by_seed.parts["learned"].estimate.n == 2 and by_seed.parts["learned"].estimate.unit == "seed"
 
 
 def test_chapter_03_downstream_claims_pair_arms_by_seed():
@@ -133,14 +142,19 @@ def test_chapter_03_downstream_claims_pair_arms_by_seed():
     from ai4m_helpers.counting import experiment as ex
 
     means = {"real": 5.0, "no_density": 4.8, "density": 4.5, "swap": 4.0, "swap_any": 4.9}
-    noise = np.random.default_rng(5).normal(0, 0.03, (4, 5, 2))
-    rows = [{"seed": s, "arm": arm, "MAE": m + 0.5 * s + noise[s, i, 0],
-             "RMSE": 1.5 * m + 0.5 * s + noise[s, i, 1]}
-            for s in range(4) for i, (arm, m) in enumerate(means.items())]
+    noise = np.random.default_rng(5).normal(0, 0.03, (4, 5, 3, 2))
+    # On "ring" the swap does nothing (no gain over no swap): a minority of shapes.
+    rows = [{"seed": s, "arm": arm, "shape": shape,
+             "MAE": (means["density"] if shape == "ring" and arm == "swap" else m) + 0.5 * s
+             + noise[s, i, k, 0], "RMSE": 1.5 * m + 0.5 * s + noise[s, i, k, 1]}
+            for s in range(4) for i, (arm, m) in enumerate(means.items())
+            for k, shape in enumerate(("cross", "diamond", "ring"))]
     lowers, swap, unconstrained, no_density = ex.downstream_claims(pd.DataFrame(rows))
-    assert lowers.verdict == HELD and lowers.parts["MAE"].estimate.value == pytest.approx(1.0, abs=0.05)
-    assert swap.verdict == HELD and unconstrained.verdict == HELD and no_density.verdict == HELD
-    assert swap.estimate.n == 4 and swap.estimate.unit == "seed"
+    mae = lowers.parts["MAE"]
+    assert lowers.verdict == HELD and mae.parts["cross"].estimate.value == pytest.approx(1.0, abs=0.05)
+    assert swap.parts["ring"].verdict != HELD and swap.verdict == HELD       # 2 of 3 shapes: majority
+    assert unconstrained.verdict == HELD and no_density.verdict == HELD
+    assert swap.parts["cross"].estimate.n == 4 and swap.parts["cross"].estimate.unit == "seed"
     flipped = pd.DataFrame(rows).replace({"arm": {"swap": "density", "density": "swap"}})
     assert ex.downstream_claims(flipped)[1].verdict == NOT_HELD
     one_seed = ex.downstream_claims(pd.DataFrame([r for r in rows if r["seed"] == 0]))

@@ -136,6 +136,8 @@ def test_sampling_is_deterministic_and_in_range(tiny_unet):
     init = torch.rand(3, 3, 32, 32)
     c = gen.sample(tiny_unet, emb, steps=4, init=init, t0=0.5, generator=torch.Generator().manual_seed(1))
     assert c.shape == a.shape
+    barely = gen.sample(tiny_unet, emb, steps=10, init=init, t0=0.05)    # still one step
+    assert barely.shape == a.shape
 
 
 def test_similarity_maps_equal_safecount_convolutions():
@@ -180,11 +182,31 @@ def test_the_counter_maps_images_and_boxes_to_a_density():
 def test_counters_train_as_one_stack_like_alone(scenes):
     from ai4m_helpers.counting.train import predict_counts, train_counters
 
-    stack, curves = train_counters(scenes, {"real": None, "again": None}, steps=3, batch=4, lr=1e-3,
-                                   share=0.5, seed=2)
-    assert curves.shape == (3, 2)
+    kw = dict(steps=3, batch=4, lr=1e-3, share=0.5, seed=2)
+    stack, curves = train_counters(scenes, {"real": None, "again": None}, heldout=np.arange(10), **kw)
+    assert curves.shape == (3, 3)                                  # two arms and the judge
+    alone, _ = train_counters(scenes, {"real": None}, **kw)
+    for name, weights in stack.params.items():
+        torch.testing.assert_close(weights[0], weights[1])         # same draws, same weights
+        torch.testing.assert_close(weights[0], alone.params[name][0], rtol=1e-3, atol=1e-5)
     counts = predict_counts(stack, scenes.images[:6], scenes.boxes[:6])
-    assert counts.shape == (2, 6) and np.all(np.isfinite(counts))
+    assert counts.shape == (3, 6) and np.all(np.isfinite(counts))
+
+
+def test_only_a_source_is_replaced_and_only_by_its_own_versions():
+    from ai4m_helpers.counting.augment import SyntheticSet
+    from ai4m_helpers.counting.train import _draw, version_table
+
+    source = np.repeat([1, 4, 7], 2)
+    syn = SyntheticSet("density", np.zeros((6, 3, 2, 2)), source, source, source, 0.0)
+    table = version_table(10, {"real": None, "density": syn, "swap": syn})
+    assert table.tolist()[1] == [0, 1] and table.tolist()[4] == [2, 3] and (table[0] == -1).all()
+    real, version = _draw(10, table, 1.0, 500, np.random.default_rng(0))
+    assert np.all((version >= 0) == np.isin(real, [1, 4, 7]))     # every source replaced at share 1
+    assert np.all(source[version[version >= 0]] == real[version >= 0])
+    shifted = SyntheticSet("swap", syn.images, np.repeat([1, 4, 8], 2), source, source, 0.0)
+    with pytest.raises(ValueError, match="same sources"):
+        version_table(10, {"density": syn, "swap": shifted})
 
 
 def _write_fsc(root, n=3):

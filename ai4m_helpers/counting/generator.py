@@ -136,7 +136,7 @@ def sample(unet, text, *, controlnet=None, control=None, steps: int = 20, guidan
         ddim = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule=SCHEDULE,
                              clip_sample=True, set_alpha_to_one=False)
         ddim.set_timesteps(steps)
-        timesteps = ddim.timesteps[int(round((1 - t0) * steps)):]
+        timesteps = ddim.timesteps[min(int(round((1 - t0) * steps)), steps - 1):]   # >= 1 step
         cond = text[sl]
         shape = (len(cond), 3, unet.config.sample_size, unet.config.sample_size)
         x = torch.randn(shape, generator=generator, device=cond.device)

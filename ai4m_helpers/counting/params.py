@@ -42,7 +42,7 @@ def _shipped_fits(values: dict) -> str | None:
 
 
 PARAMS = ParamSpec({
-    "seeds": Param(int, 1, full=3, min=1, max=20,
+    "seeds": Param(int, 1, full=5, min=1, max=20,
                    help="replicates: ControlNet (when trained here), generation, counters"),
     "data_seed": Param(int, 0, min=0, max=2**32 - 1,
                        help="draws the annotated dataset, fixed across replicates as FSC-147 is"),
@@ -56,12 +56,13 @@ PARAMS = ParamSpec({
                    help="held-out real scenes of the training shapes (the counters' yardstick)"),
     "n_test": Param(int, 300, full=900, min=10, max=100000,
                     help="test scenes of the three unseen shapes"),
-    "controlnet_steps": Param(int, 150, full=1500, min=1, max=1000000,
+    "controlnet_steps": Param(int, 150, full=1000, min=1, max=1000000,
                               help="ControlNet fine-tuning steps on the density maps"),
     "controlnet_batch": Param(int, 16, full=64, min=1, max=4096, help="ControlNet batch size"),
     "controlnet_lr": Param(float, 3e-3, min=1e-6, max=1.0, help="ControlNet learning rate (AdamW)"),
-    "n_sources": Param(int, 32, full=400, min=1, max=100000,
-                       help="real images that synthetic images are generated from"),
+    "n_sources": Param(int, 32, full=1000, min=1, max=100000,
+                       help="real images that synthetic images are generated from (only they "
+                            "can be replaced by a synthetic version in the counters' batches)"),
     "per_image": Param(int, 1, full=5, min=1, max=100, help="synthetic images per source image"),
     "ddim_steps": Param(int, 10, full=20, min=1, max=1000, help="DDIM sampling steps (eta = 0)"),
     "guidance": Param(float, 2.0, min=0.0, max=50.0, help="classifier-free guidance scale"),

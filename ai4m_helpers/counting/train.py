@@ -13,56 +13,76 @@ from .augment import SyntheticSet
 from .models import DENSITY_SCALE, SAFECounter
 
 
-def _draw(n_real: int, n_synthetic: int, share: float, size: int, rng: np.random.Generator):
-    """One batch's draws, shared by every arm: real indices, which of them are replaced by a
-    synthetic image, and which synthetic image (arms' synthetic sets are aligned: image j of
-    every arm comes from the same source), so arms differ only in the pixels they see."""
+def version_table(n_real: int, synthetic: dict[str, SyntheticSet | None]) -> np.ndarray:
+    """(n_real, per_image) indices into every arm's synthetic set: row i lists the synthetic
+    versions of real image i (-1 for a real image no synthetic image was made from). The arms'
+    sets are aligned (image j of every arm comes from the same source), so one table serves all."""
+    sets = [s for s in synthetic.values() if s is not None]
+    if not sets:
+        return np.full((n_real, 1), -1)
+    source = sets[0].source
+    if any(not np.array_equal(s.source, source) for s in sets):
+        raise ValueError("the arms' synthetic sets must come from the same sources, in order")
+    per_image = max(1, int(np.bincount(source).max()))
+    table = np.full((n_real, per_image), -1)
+    for j, i in enumerate(source):
+        table[i, np.argmax(table[i] < 0)] = j
+    return table
+
+
+def _draw(n_real: int, table: np.ndarray, share: float, size: int, rng: np.random.Generator):
+    """One batch's draws, shared by every arm: real indices, and for each the synthetic version
+    that replaces it (-1: none). As in DA-Fusion, a real image is replaced, with probability
+    ``share``, by one of *its own* synthetic versions, so every arm sees the same layouts and
+    labels, and arms differ only in the pixels they see."""
     real = rng.integers(0, n_real, size)
-    replace = rng.random(size) < share
-    synthetic = rng.integers(0, max(n_synthetic, 1), size)
-    return real, replace, synthetic
+    version = table[real, rng.integers(0, table.shape[1], size)]
+    replace = (rng.random(size) < share) & (version >= 0)
+    return real, np.where(replace, version, -1)
 
 
 def _batch(scenes: Scenes, syn: SyntheticSet | None, draws):
-    real, replace, j = draws
+    real, version = draws
     images, density, boxes = scenes.images[real], scenes.density[real], scenes.boxes[real]
-    if syn is not None and replace.any():
-        src = syn.source[j[replace]]
+    swap = version >= 0
+    if syn is not None and swap.any():
         images = images.copy()
-        density, boxes = density.copy(), boxes.copy()
-        images[replace] = syn.images[j[replace]]
-        density[replace], boxes[replace] = scenes.density[src], scenes.boxes[src]
+        images[swap] = syn.images[version[swap]]
     return images, density, boxes
 
 
 def train_counters(scenes: Scenes, synthetic: dict[str, SyntheticSet | None], *, steps: int,
-                   batch: int, lr: float, share: float, seed: int, device="cpu"):
+                   batch: int, lr: float, share: float, seed: int, heldout=None, device="cpu"):
     """One SAFECount-style counter per arm (``synthetic[arm]`` None for real only), all from the
     same initial weights, the same number of steps, the same batch size and the same draws;
-    trained as one stack. Returns the stack (members in the order of ``synthetic``) and the loss
-    curves (steps, arms)."""
+    trained as one stack. With ``heldout`` (indices of real images), one more member trains on
+    the real images *not* in it, on draws of its own: the counter that judges synthetic images
+    made from those held-out sources. Returns the stack (members in the order of ``synthetic``,
+    then that judge) and the loss curves (steps, members)."""
     arms = list(synthetic)
-    sizes = {len(s.images) for s in synthetic.values() if s is not None}
-    if len(sizes) > 1:
-        raise ValueError(f"the arms' synthetic sets must be aligned, got sizes {sorted(sizes)}")
-    n_synthetic = sizes.pop() if sizes else 0
-    stack = ModelStack.from_seeds(SAFECounter, [seed] * len(arms), device=device)
+    table = version_table(len(scenes), synthetic)
+    rest = None if heldout is None else np.setdiff1d(np.arange(len(scenes)), heldout)
+    members = len(arms) + (rest is not None)
+    stack = ModelStack.from_seeds(SAFECounter, [seed] * members, device=device)
     opt = torch.optim.AdamW(stack.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
-    rng = np.random.default_rng([seed, 7])
-    curves = np.zeros((steps, len(arms)))
+    rng, judge_rng = np.random.default_rng([seed, 7]), np.random.default_rng([seed, 8])
+    curves = np.zeros((steps, members))
     stack.train()
     for step in range(steps):
-        draws = _draw(len(scenes), n_synthetic, share, batch, rng)
+        draws = _draw(len(scenes), table, share, batch, rng)
         parts = [_batch(scenes, synthetic[a], draws) for a in arms]
+        if rest is not None:
+            own = rest[judge_rng.integers(0, len(rest), batch)]
+            parts.append(_batch(scenes, None, (own, np.full(batch, -1))))
         x, d, b = (torch.from_numpy(np.stack(p)).to(device) for p in zip(*parts))
         pred = stack((x, b))
-        per_arm = ((pred - d) * DENSITY_SCALE).pow(2).mean((1, 2, 3))
+        per_member = ((pred - d) * DENSITY_SCALE).pow(2).mean((1, 2, 3))
         opt.zero_grad(set_to_none=True)
-        per_arm.sum().backward()
+        per_member.sum().backward()
         opt.step()
         sched.step()
-        curves[step] = per_arm.detach().cpu().numpy()
+        curves[step] = per_member.detach().cpu().numpy()
     return stack.eval(), curves
 
 
