@@ -293,3 +293,17 @@ def test_the_shipped_attribute_judge_reads_real_scenes():
     predicted, features = attribute_predictions(net, val.images)
     accuracy = measures.attribute_accuracy(predicted, val.factors)
     assert accuracy["colour"] > 0.9 and accuracy["shape"] > 0.8 and features.shape[0] == 60
+
+
+def test_the_pipeline_runs_when_every_training_scene_is_a_source():
+    from ai4m_helpers.counting import experiment as ex
+
+    P = PARAMS.resolve(controlnet="train", n_train=20, n_val=10, n_test=10, n_sources=20,
+                       controlnet_steps=1, controlnet_batch=2, ddim_steps=1, counter_steps=2,
+                       counter_batch=2)
+    runs = ex.run(P, torch.device("cpu"))
+    fid = ex.fidelity(runs)
+    judged = set(runs[0].synthetic["density"].source[fid[fid.arm == "density"].image])
+    assert len(judged) == 10                    # half of the sources, the counter never saw them
+    assert set(ex.downstream(runs, by_shape=True)["shape"]) <= set(TEST_SHAPES)
+    assert len(ex.decide_claims(runs)) == 5

@@ -108,9 +108,13 @@ def run_seed(P: dict, seed: int, base, sets: dict, judge, device) -> SeedRun:
 
     t = time.perf_counter()
     per_arm = {arm: synthetic.get(arm) for arm in ARMS}
+    # Count fidelity is judged on the synthetic images of these sources, by a counter that never
+    # saw them: all sources when they are at most half the training scenes, else half of them.
+    judged = sources if len(sources) <= len(real) // 2 else np.sort(
+        np.random.default_rng([seed, 2]).choice(sources, len(real) // 2, replace=False))
     stack, curves = train.train_counters(
         real, per_arm, steps=P["counter_steps"], batch=P["counter_batch"], lr=P["counter_lr"],
-        share=P["synthetic_share"], seed=seed, heldout=sources, device=device)
+        share=P["synthetic_share"], seed=seed, heldout=judged, device=device)
     timings["counters"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -121,29 +125,34 @@ def run_seed(P: dict, seed: int, base, sets: dict, judge, device) -> SeedRun:
     test_counts["shape"] = [VOCAB["shape"][s] for s in test.factors["shape"]]
     val = sets["val"]
     val_counts = train.predict_counts(stack, val.images, val.boxes, device)[-1]
-    fidelity, quality = measure_synthetic(stack, judge, real, synthetic, caption_factors, device)
+    fidelity, quality = measure_synthetic(stack, judge, real, synthetic, caption_factors, judged,
+                                          device)
     timings["measures"] = time.perf_counter() - t
     return SeedRun(seed, sets, captions, caption_factors, sims, candidates, cn_losses, made,
                    synthetic, curves, test_counts, val_counts, fidelity, quality, timings)
 
 
-def measure_synthetic(stack, net, real: Scenes, synthetic: dict, caption_factors: dict, device):
-    """Per synthetic image: count errors, against the source's count, by the stack's last member
-    (a counter trained on the real images that are *not* sources, so it cannot have memorised a
-    source that an img2img image nearly copies) and by the classical counter; per arm:
-    attribute faithfulness (judged by ``net``), diversity, and what the swaps changed."""
+def measure_synthetic(stack, net, real: Scenes, synthetic: dict, caption_factors: dict,
+                      judged: np.ndarray, device):
+    """Per synthetic image of a ``judged`` source: count errors, against the source's count, by
+    the stack's last member (a counter trained on the real images that are *not* judged sources,
+    so it cannot have memorised a source that an img2img image nearly copies) and by the
+    classical counter; per arm, over all its images: attribute faithfulness (judged by ``net``),
+    diversity, and what the swaps changed."""
     _, real_features = train.attribute_predictions(net, real.images, device)
     rows = []
     quality = [{"arm": "real (held out)", **{f"{k} accuracy": v for k, v in net.real_accuracy.items()},
                 "diversity": float("nan"), "seconds": 0.0, "images": net.real_images}]
     for arm, syn in synthetic.items():
-        truth = real.counts[syn.source]
-        learned = train.predict_counts(stack, syn.images, real.boxes[syn.source], device)[-1]
-        colours = caption_factors["colour"][syn.caption]
-        classical = measures.classical_count(syn.images, colours)
-        rows.append(pd.DataFrame({"arm": arm, "image": np.arange(len(truth)), "truth": truth,
+        pick = np.flatnonzero(np.isin(syn.source, judged))
+        src = syn.source[pick]
+        truth = real.counts[src]
+        learned = train.predict_counts(stack, syn.images[pick], real.boxes[src], device)[-1]
+        colours = caption_factors["colour"][syn.caption[pick]]
+        classical = measures.classical_count(syn.images[pick], colours)
+        rows.append(pd.DataFrame({"arm": arm, "image": pick, "truth": truth,
                                   "learned": learned, "classical": classical,
-                                  "swapped": syn.caption != syn.own,
+                                  "swapped": syn.caption[pick] != syn.own[pick],
                                   "learned_error": np.abs(learned - truth),
                                   "classical_error": np.abs(classical - truth)}))
         predicted, features = train.attribute_predictions(net, syn.images, device)
