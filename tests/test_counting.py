@@ -307,3 +307,13 @@ def test_the_pipeline_runs_when_every_training_scene_is_a_source():
     assert len(judged) == 10                    # half of the sources, the counter never saw them
     assert set(ex.downstream(runs, by_shape=True)["shape"]) <= set(TEST_SHAPES)
     assert len(ex.decide_claims(runs)) == 5
+
+
+def test_one_members_counts_equal_the_stacks(scenes):
+    from ai4m_helpers.counting.train import predict_counts, train_counters
+
+    stack, _ = train_counters(scenes, {"a": None}, steps=2, batch=4, lr=1e-3, share=0.5, seed=1,
+                              heldout=np.arange(20))
+    every = predict_counts(stack, scenes.images[:7], scenes.boxes[:7])
+    last = predict_counts(stack, scenes.images[:7], scenes.boxes[:7], member=-1)
+    np.testing.assert_allclose(last[0], every[-1], rtol=1e-4, atol=1e-4)

@@ -124,7 +124,7 @@ def run_seed(P: dict, seed: int, base, sets: dict, judge, device) -> SeedRun:
     test_counts["truth"] = test.counts
     test_counts["shape"] = [VOCAB["shape"][s] for s in test.factors["shape"]]
     val = sets["val"]
-    val_counts = train.predict_counts(stack, val.images, val.boxes, device)[-1]
+    val_counts = train.predict_counts(stack, val.images, val.boxes, device, member=-1)[0]
     fidelity, quality = measure_synthetic(stack, judge, real, synthetic, caption_factors, judged,
                                           device)
     timings["measures"] = time.perf_counter() - t
@@ -147,7 +147,8 @@ def measure_synthetic(stack, net, real: Scenes, synthetic: dict, caption_factors
         pick = np.flatnonzero(np.isin(syn.source, judged))
         src = syn.source[pick]
         truth = real.counts[src]
-        learned = train.predict_counts(stack, syn.images[pick], real.boxes[src], device)[-1]
+        learned = train.predict_counts(stack, syn.images[pick], real.boxes[src], device,
+                                         member=-1)[0]
         colours = caption_factors["colour"][syn.caption[pick]]
         classical = measures.classical_count(syn.images[pick], colours)
         rows.append(pd.DataFrame({"arm": arm, "image": pick, "truth": truth,
@@ -286,13 +287,11 @@ def decide_claims(runs: list[SeedRun]) -> list[Claim]:
 def intrinsic_errors(runs: list[SeedRun]) -> dict:
     """How well each fidelity counter counts *real* held-out scenes of the training shapes: the
     yardstick for its errors on synthetic ones."""
-    learned = np.concatenate([np.abs(r.val_counts - r.sets["val"].counts) for r in runs])
-    classical = np.concatenate([
-        np.abs(measures.classical_count(r.sets["val"].images, r.sets["val"].factors["colour"])
-               - r.sets["val"].counts) for r in runs])
-    val = runs[0].sets["val"].counts
+    val = runs[0].sets["val"]                       # one dataset for every seed
+    learned = np.concatenate([np.abs(r.val_counts - val.counts) for r in runs])
+    classical = np.abs(measures.classical_count(val.images, val.factors["colour"]) - val.counts)
     mean_count = runs[0].sets["train"].counts.mean()
     return {"learned counter MAE on real": float(learned.mean()),
             "classical counter MAE on real": float(classical.mean()),
-            "mean-count MAE on real": float(np.abs(val - mean_count).mean()),
+            "mean-count MAE on real": float(np.abs(val.counts - mean_count).mean()),
             "interval (learned)": mean_ci(learned, unit="image").ci}

@@ -88,13 +88,16 @@ def train_counters(scenes: Scenes, synthetic: dict[str, SyntheticSet | None], *,
 
 @torch.no_grad()
 def predict_counts(stack: ModelStack, images: np.ndarray, boxes: np.ndarray, device="cpu",
-                   batch: int = 256) -> np.ndarray:
-    """Counts (members, images): the sum of each member's predicted density."""
+                   batch: int = 256, member: int | None = None) -> np.ndarray:
+    """Counts (members, images): the sum of each member's predicted density; with ``member``,
+    that member's alone (1, images), without running the others."""
+    one = None if member is None else stack.member_view(member % stack.size)
     out = []
     for i in range(0, len(images), batch):
         x = torch.from_numpy(images[i:i + batch]).to(device)
         b = torch.from_numpy(boxes[i:i + batch]).to(device)
-        out.append(stack.forward_shared((x, b)).sum((-1, -2)).cpu().numpy())
+        density = stack.forward_shared((x, b)) if one is None else one((x, b))[None]
+        out.append(density.sum((-1, -2)).cpu().numpy())
     return np.concatenate(out, axis=1)
 
 
