@@ -28,8 +28,9 @@
 #   and hashed;
 # - storage in a real database (SQLite here, PostgreSQL by changing one URL) that survives a
 #   worker dying mid-run;
-# - running untrusted code: a process with its own user, no network, resource limits, a private
-#   folder, and the hidden labels out of its sight; scoring afterwards, in another process;
+# - running untrusted code: a process with its own user, its own processes, no network, limits
+#   over the whole run, a private folder, and the hidden labels out of its sight; scoring
+#   afterwards, in another process;
 # - failure statuses (crash, timeout, memory, malformed output, missing file) that never reach a
 #   leaderboard, and checks at submission time;
 # - a time metric, and what it says about methods (kNN's prediction cost grows with its training
@@ -134,31 +135,40 @@ print(METHODS["k nearest neighbours"])
 #
 # Code runs in a **sandbox**: a child process in a folder of its own that holds only the public
 # inputs (training examples with labels, test examples without), a scrubbed environment
-# (`python -I`, one math thread), resource limits set with `setrlimit` (CPU seconds, address
-# space, file size, number of processes, no core dumps) and a wall-clock timeout after which its
-# whole process group is killed. Where the worker runs as root, as in a container, the child
-# also gets a user id of its own, its own network namespace (no network at all) and its own
-# mount namespace, in which the platform's data folder (database, hidden labels) and the other
-# runs' folders are empty. The platform's ingestion program runs the submission's `fit` and
-# `predict` inside the child and times each step (its own report); the worker reads the child's
-# wall time, CPU time and peak memory from the kernel, reads what the child wrote without
-# following links and only if it is a regular file of the child's, checks the predictions
-# (length, type, NaN, labels), and only then scores them against the hidden labels, in its own
-# process. What this sandbox does not do: a PID namespace (a submission can list the machine's
-# processes and read their command lines, so the workers take the database URL from their
-# environment), cgroups (limits apply per process, so 32 processes may use 32 times the memory
-# limit; the CPU time of a submission's orphans is not counted), and a seccomp filter. On this
-# machine:
+# (`python -I`, one math thread), resource limits set with `setrlimit` (CPU seconds, file size,
+# no core dumps) and a wall-clock timeout after which its whole process group is killed. Where
+# the worker runs as root, as in a container, the child also gets
+# - a user id of its own, so it can read nothing the platform wrote;
+# - its own network namespace (no network at all);
+# - its own mount namespace, in which the platform's data folder (database, hidden labels) and
+#   the other runs' folders are empty;
+# - its own PID namespace, with its own `/proc`: the submission sees and can signal only its own
+#   processes, and when it ends the kernel ends every process it started, even one that left its
+#   process group to outlive the run;
+# - a control group of its own, where the machine lets the worker make one: the memory limit
+#   and the process limit then hold for the whole run (all its processes together), and the
+#   kernel says afterwards whether its memory killer struck inside the run. Without one, memory
+#   is limited per process (address space) and processes per user.
+#
+# The platform's ingestion program runs the submission's `fit` and `predict` inside the child
+# and times each step (its own report); the worker reads the child's wall time, CPU time and
+# peak memory from the kernel, reads what the child wrote without following links and only if
+# it is a regular file of the child's, checks the predictions (length, type, NaN, labels), and
+# only then scores them against the hidden labels, in its own process. What this sandbox does
+# not do: a seccomp filter (the submission may make any system call its user may make), and a
+# limit on CPU time summed over processes (each process has its own CPU limit; the wall-clock
+# limit bounds the run). On this machine:
 
 # %%
 pd.Series(isolation())
 
 # %% [markdown]
-# Ten planted faulty submissions come from one participant, Mallory, each with the status the
-# platform must give it: a crash, a run that sleeps past the limit, predictions of the wrong
+# Eleven planted faulty submissions come from one participant, Mallory, each with the status
+# the platform must give it: a crash, a run that sleeps past the limit, predictions of the wrong
 # length, a NaN, an attempt to read the platform's database (and with it the hidden labels), a
-# fork bomb, a memory hog, a run that writes no predictions, a result file with a NaN label and
-# code without `predict()`.
+# fork bomb, a memory hog, a memory hog spread over four processes (each well under the limit,
+# together a third over it: only a limit over the whole run catches it), a run that writes no
+# predictions, a result file with a NaN label and code without `predict()`.
 
 # %%
 pd.DataFrame(
@@ -319,19 +329,28 @@ claims_table(claims)
 #
 # ## What was simplified, and why
 #
-# - **Isolation.** Namespaces, a user id of its own and resource limits instead of a container
-#   image per submission (Docker or Podman, as AI4MediaBench uses, are not available here); the
-#   sandbox relies on the worker running as root, and says so when it does not (then the child
-#   can read the database). No PID namespace, cgroups, seccomp filter or GPU isolation.
+# - **Isolation.** Namespaces, a user id of its own, a control group and resource limits
+#   instead of a container image per submission (Docker or Podman, as AI4MediaBench uses, are
+#   not available here); the sandbox relies on the worker running as root, and says so when it
+#   does not (then the child can read the database). No seccomp filter. Where the machine gives
+#   the worker no control group (cgroup v2 without a delegated group, say), memory is limited
+#   per process, and the four-process memory hog then gets through: the table above says so.
 # - **Data.** scikit-learn's digits stand in for a media dataset, and the submissions are small
 #   scikit-learn models; being public, the data gives its labels away (Eve's entry). The `full`
 #   profile adds a small torch CNN, whose FLOPs the ingestion program counts (a column of the
-#   board), and more reruns. Submissions get no GPU: the sandbox has no GPU isolation, so a
-#   GPU would be shared with the worker and every other run.
-# - **Workers.** A worker lost on another machine is not detected (no heartbeat yet): `reap`
-#   judges only this machine's workers. Logs are kept per step (load, fit, predict, scoring):
-#   the ingestion program marks where each step's output begins, and the logs are cut there (a
-#   submission could print a mark itself and only mislabel its own logs).
+#   board), and more reruns.
+# - **GPU.** A competition grants a GPU in its bundle (`gpu: true`, which the `full` profile's
+#   bundle does); a run then sees its worker's one GPU, and the ingestion program synchronises
+#   it before reading the clock and records the GPU memory the run allocated (`gpu_peak_mb`).
+#   Local workers take the machine's GPUs in turn, Ray hands each task its share; with more
+#   workers than GPUs, workers share one, and the GPU has no isolation between them (its memory
+#   is not bounded by the control group). The records of this chapter were made on CPUs: a GPU
+#   run is still to be measured.
+# - **Workers.** A worker writes a heartbeat while it runs a submission; one silent for a minute
+#   is taken for lost on any host, and one of this host that no longer runs at once. Logs are
+#   kept per step (load, fit, predict, scoring): the ingestion program marks where each step's
+#   output begins, and the logs are cut there (a submission could print a mark itself and only
+#   mislabel its own logs).
 # - **Service.** No web interface, no forums, no dynamic rules; phases are played out on a fixed
 #   calendar (the chapter passes the date to the platform instead of waiting for it).
 #

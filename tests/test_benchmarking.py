@@ -134,6 +134,64 @@ def test_the_sandbox_cuts_the_network_and_hides_the_platforms_data(tmp_path):
     assert run.failure == "crash" and "Resource temporarily unavailable" in run.message
 
 
+def test_a_run_sees_only_its_own_processes_and_takes_them_all_along(tmp_path):
+    if not isolation()["own processes"]:
+        pytest.skip(isolation()["why"])
+    import os
+    import time
+
+    import psutil
+
+    look = ("import os, time\ndef fit(X, y):\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(60)\n"
+            "    print('pids', os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+            "    return 0\ndef predict(m, X):\n    return X[:, 0].astype(int) * 0\n")
+    start = time.perf_counter()
+    run = run_code(look, X, Y, X[:10], LIMITS, tmp_path / "look", uid=24680)
+    assert run.failure is None and time.perf_counter() - start < 20          # the daemon did not hold it
+    assert "pids 2 [1, 2, 3]" in run.stdout                # itself, the waiting first process, its daemon
+    assert not [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == 24680]
+    assert os.getpid() > 3                                                 # (the worker is not in there)
+    segv = "import os, signal\ndef fit(X, y):\n    os.kill(os.getpid(), signal.SIGSEGV)\ndef predict(m, X):\n    return X\n"
+    run = run_code(segv, X, Y, X[:10], LIMITS, tmp_path / "segv")
+    assert run.failure == "crash" and run.message == "ended by signal SIGSEGV"    # the submission's own end reaches the worker
+
+
+def test_memory_is_limited_over_the_whole_run(tmp_path):
+    if not isolation()["control group"]:
+        pytest.skip(isolation()["why"] or "no control group here")
+    from ai4m_helpers.benchmarking.examples import FAULTY
+
+    hog = FAULTY["memory hog in four processes"][1].replace("{memory_mb}", "512")   # 4 x 171 MB
+    tight = SandboxLimits(wall_s=10, cpu_s=10, memory_mb=512, processes=16)
+    run = run_code(hog, X, Y, X[:10], tight, tmp_path / "tight")
+    assert run.failure == "memory" and "all the run's processes" in run.message, (run.message, run.stderr[-300:])
+    roomy = SandboxLimits(wall_s=10, cpu_s=10, memory_mb=2048, processes=16)
+    assert run_code(hog, X, Y, X[:10], roomy, tmp_path / "roomy").failure is None     # the control
+
+
+def test_control_group_paths_are_read_in_both_layouts():
+    from ai4m_helpers.benchmarking.cgroup import _own_paths
+
+    v1 = "9:name=systemd:/\n8:pids:/\n4:memory:/jobs/a1\n2:cpu,cpuacct:/x\n0::/\n"
+    assert _own_paths(v1) == {"name=systemd": "/", "pids": "/", "memory": "/jobs/a1", "cpu": "/x", "cpuacct": "/x",
+                              "": "/"}
+    assert _own_paths("0::/user.slice/worker.scope\n") == {"": "/user.slice/worker.scope"}
+
+
+def test_a_gpu_is_handed_over_only_where_the_competition_grants_one(monkeypatch):
+    from ai4m_helpers.benchmarking.platform import worker_gpu
+    from ai4m_helpers.benchmarking.sandbox import _gpu_env
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert _gpu_env(LIMITS)["CUDA_VISIBLE_DEVICES"] == ""
+    assert _gpu_env(SandboxLimits(1, 1, 256, gpu=True))["CUDA_VISIBLE_DEVICES"] == "3"
+    assert [worker_gpu(n, ["0", "1"])["CUDA_VISIBLE_DEVICES"] for n in range(3)] == ["0", "1", "0"]
+    assert worker_gpu(0, [])["CUDA_VISIBLE_DEVICES"] == ""
+    assert B.parse_bundle(BUNDLE.replace("gpu: false", "gpu: true")).limits.gpu
+    with pytest.raises(B.BundleError, match="gpu"):
+        B.parse_bundle(BUNDLE.replace("gpu: false", "gpu: maybe"))
+
+
 def test_what_a_submission_writes_cannot_fool_the_worker(tmp_path):
     other = tmp_path / "elsewhere.npy"
     np.save(other, np.zeros(10, dtype=int))

@@ -18,7 +18,9 @@ import uuid
 
 import pytest
 
+from ai4m_helpers.benchmarking.cgroup import _parents
 from ai4m_helpers.benchmarking.platform import Platform, process_next, worker_command, worker_env, worker_id
+from ai4m_helpers.benchmarking.sandbox import group_name, isolation
 from ai4m_helpers.benchmarking.storage import FAILED, FINISHED, QUEUED, RUNNING, LimitReached, Store
 from benchmarking_support import MAJORITY, bundle
 
@@ -225,20 +227,15 @@ def _row(store: Store, sid: int) -> dict:
                                        "primary_public", "primary_private", "started", "finished", "payload")}
 
 
-def _kill_sandbox(procs) -> None:
-    """The sandbox puts a submission in a session (and process group) of its own, under a user id
-    of its own when root: its group and that user's processes go, as the sandbox itself would do
-    (never our own user's: without root the child keeps it)."""
+def _end_of(procs, timeout: float = 10.0) -> list:
+    """The processes of ``procs`` still running after ``timeout`` seconds."""
     import psutil
 
-    from ai4m_helpers.benchmarking.sandbox import _kill_leftovers
-
-    for p in procs:
-        try:
-            uid = p.uids().real
-        except psutil.NoSuchProcess:
-            uid = None
-        _kill_leftovers(p.pid, uid if uid and uid != os.getuid() else None)
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
 
 
 def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_path):
@@ -287,9 +284,15 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
-            _kill_sandbox(sandbox)                # the submission outlives its worker: kill it
+            left = _end_of(sandbox, 10 if isolation()["own processes"] else 0)
+            for p in left:                        # without root the submission outlives its worker
+                p.kill()
+        assert not left or not isolation()["own processes"], "the run outlived its worker"
 
         assert platform.reap() == [sleeper]
+        if isolation()["control group"]:               # the lost run's group is gone too
+            name = group_name(f"digits-submission-{sleeper}-attempt-1")
+            assert not any((parent / name).exists() for parent in _parents()[1])
         lost = store.get(sleeper)
         assert (lost.status, lost.failure, lost.attempts) == (FAILED, "worker lost", 1)
         logs = store.logs(sleeper)

@@ -236,7 +236,9 @@ def _sane_chapter_09(record):
     assert {row["participant"] for row in m["public"]} == {s["method"] for s in finished} | {"eve"}
     assert "mallory" not in {row["participant"] for row in m["public"] + m["private"]}
     if m["isolation"]["own user"]:       # without it the platform's data cannot be hidden (the chapter says so)
-        assert all(f["observed"] == f["expected"] for f in m["faulty"])
+        spread = {"memory hog in four processes"}      # only a control group limits a run's processes together
+        assert all(f["observed"] == f["expected"] for f in m["faulty"]
+                   if m["isolation"].get("control group") or f["submission"] not in spread)
     assert max(row["accuracy"] for row in m["public"]) > 0.9
     assert len(m["split_sha256"]) == 64 and len(record["claims"]) == 3
 

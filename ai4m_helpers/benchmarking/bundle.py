@@ -47,6 +47,7 @@ SCHEMA: dict[str, Any] = {
                                   "cpu_s": {"type": "integer", "minimum": 1, "maximum": 86400},
                                   "memory_mb": {"type": "integer", "minimum": 64, "maximum": 1_000_000},
                                   "processes": {"type": "integer", "minimum": 1, "maximum": 4096},
+                                  "gpu": {"type": "boolean"},
                                   "submissions_per_day": {"type": "integer", "minimum": 1}}},
     },
 }
@@ -73,6 +74,7 @@ class Limits:
     memory_mb: int
     submissions_per_day: int
     processes: int = 64
+    gpu: bool = False               # runs may use the worker's GPU, where it has one
 
 
 @dataclasses.dataclass(frozen=True)

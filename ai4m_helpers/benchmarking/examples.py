@@ -56,23 +56,28 @@ def predict(model, X):
 """,
 }
 
-# A torch model, entered in the `full` profile: the ingestion program counts its FLOPs.
+# A torch model, entered in the `full` profile: the ingestion program counts its FLOPs. It trains
+# on the GPU where its competition grants one and the worker has one, deterministically on both.
 TORCH_CNN = """
 import numpy as np
 import torch
 from torch import nn
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
 def fit(X, y):
     torch.manual_seed(0)
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)   # CUDA lacks a few; it says which
     model = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                          nn.Linear(128, 10))
-    x, t = torch.as_tensor(X / 16.0, dtype=torch.float32), torch.as_tensor(y)
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AvgPool2d(4), nn.Flatten(),
+                          nn.Linear(128, 10)).to(DEVICE)
+    x = torch.as_tensor(X / 16.0, dtype=torch.float32, device=DEVICE)
+    t = torch.as_tensor(y, device=DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     order = torch.Generator().manual_seed(0)
     for _ in range(30):
         for idx in torch.randperm(len(t), generator=order).split(64):
+            idx = idx.to(DEVICE)
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), t[idx]).backward()
             opt.step()
@@ -80,11 +85,13 @@ def fit(X, y):
 
 def predict(model, X):
     with torch.no_grad():
-        return model(torch.as_tensor(X / 16.0, dtype=torch.float32)).argmax(1).numpy()
+        x = torch.as_tensor(X / 16.0, dtype=torch.float32, device=DEVICE)
+        return model(x).argmax(1).cpu().numpy()
 """
 
 # name -> (kind, payload, expected failure). {db} becomes the platform's database path, {nan_csv}
-# a result file with a row for every test example and one NaN label.
+# a result file with a row for every test example and one NaN label, {memory_mb} the run's
+# memory limit.
 FAULTY = {
     "crash": ("code", """
 def fit(X, y):
@@ -144,6 +151,31 @@ import numpy as np
 
 def fit(X, y):
     return np.ones((50_000, 50_000))
+
+def predict(model, X):
+    return [0] * len(X)
+""", "memory"),
+    # Four processes, each well under the limit, together a third over it: a per-process limit
+    # (rlimits) lets it through; the run's control group does not.
+    "memory hog in four processes": ("code", """
+import os
+import time
+import numpy as np
+
+def fit(X, y):
+    children = []
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:
+            held = np.ones({memory_mb} * 2**20 // 3 // 8)
+            time.sleep(1)                       # all four hold their share at once
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise RuntimeError(f"a worker process ended with status {status}")
+    return 0
 
 def predict(model, X):
     return [0] * len(X)

@@ -52,6 +52,7 @@ limits:
   cpu_s: {P["cpu_s"]}
   memory_mb: {P["memory_mb"]}
   processes: 32
+  gpu: {"true" if P["torch_cnn"] else "false"}
   submissions_per_day: 50
 """
 
@@ -112,7 +113,8 @@ def run_campaign(P: dict, folder: pathlib.Path) -> Campaign:
     tokens["eve"] = platform.register("eve")
     cheat = platform.submit(tokens["eve"], main, PHASE, "code", CHEAT.encode(), "looks the labels up", now=now)
     for name, (kind, payload, expected) in FAULTY.items():
-        text = payload.replace("{db}", str(platform.data_dir / "platform.db")).replace("{nan_csv}", nan_csv(n_test))
+        text = (payload.replace("{db}", str(platform.data_dir / "platform.db")).replace("{nan_csv}", nan_csv(n_test))
+                .replace("{memory_mb}", str(P["memory_mb"])))
         sid = platform.submit(tokens["mallory"], main, PHASE, kind, text.encode(), name, now=now)
         faulty.append({"submission": sid, "name": name, "expected": expected})
     start = time.perf_counter()
@@ -132,7 +134,7 @@ def submissions_frame(c: Campaign) -> pd.DataFrame:
                      "public accuracy": (sub.scores or {}).get("public", {}).get("accuracy"),
                      "private accuracy": (sub.scores or {}).get("private", {}).get("accuracy"),
                      **{k: costs.get(k) for k in ("wall_s", "cpu_s", "peak_mb", "fit_s", "predict_s",
-                                                  "ms_per_1k_predictions", "flops")}})
+                                                  "ms_per_1k_predictions", "flops", "gpu_peak_mb")}})
     return pd.DataFrame(rows)
 
 
@@ -161,7 +163,7 @@ def leaderboard_frame(c: Campaign, split: str, now: dt.datetime) -> pd.DataFrame
 
     board = c.platform.leaderboard(c.main, PHASE, split, now=now)
     cols = ["rank", "participant", "label", "accuracy", "macro_f1", "wall_s", "cpu_s", "peak_mb",
-            "ms_per_1k_predictions", "flops"]
+            "ms_per_1k_predictions", "flops", "gpu_peak_mb"]
     return pd.DataFrame(board).reindex(columns=cols) if board else pd.DataFrame(columns=cols)
 
 

@@ -26,7 +26,8 @@ import threading
 import numpy as np
 
 from . import bundle as B
-from .sandbox import SandboxLimits, run_code, split_steps
+from .cgroup import discard
+from .sandbox import SandboxLimits, group_name, run_code, split_steps
 from .storage import LimitReached, Store, utcnow
 
 RESULT, CODE = "result", "code"
@@ -216,6 +217,7 @@ class Platform:
             for path in sorted(self.runs_dir.glob(f"*-submission-{sid}-attempt-*.std*")):
                 for step, part in split_steps(path.read_text(errors="replace")):
                     self.store.add_log(sid, f"{step} (lost)", path.suffix.lstrip("."), part)
+                discard(group_name(path.stem))         # the lost worker could not remove it
         return lost
 
 
@@ -378,7 +380,7 @@ def _process(platform: Platform, sub, worker: str) -> None:
         folder = platform.runs_dir / f"{slug}-submission-{sub.id}-attempt-{sub.attempts}"
         shutil.rmtree(folder, ignore_errors=True)          # a leftover of an earlier database's run
         run = run_code(sub.payload.decode("utf-8"), comp.x_train, comp.y_train, comp.x_test,
-                       SandboxLimits(limits.wall_s, limits.cpu_s, limits.memory_mb, limits.processes),
+                       SandboxLimits(limits.wall_s, limits.cpu_s, limits.memory_mb, limits.processes, gpu=limits.gpu),
                        folder, hide=(platform.data_dir, platform.runs_dir), uid=sandbox_uid(sub.id, sub.attempts))
         for stream, text in (("stdout", run.stdout), ("stderr", run.stderr)):
             for step, part in split_steps(text) or [("ingestion", "")]:
@@ -435,6 +437,21 @@ def worker_env(platform: Platform) -> dict:
 URL_VARIABLE = "AI4M_BENCH_DB"
 
 
+def gpus() -> list[str]:
+    """This machine's GPUs as CUDA numbers them (those CUDA_VISIBLE_DEVICES lists, if set)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d for d in listed.split(",") if d.strip()]
+    driver = pathlib.Path("/proc/driver/nvidia/gpus")
+    return [str(i) for i in range(len(list(driver.iterdir())))] if driver.is_dir() else []
+
+
+def worker_gpu(n: int, devices: list[str] | None = None) -> dict:
+    """Local worker ``n``'s one GPU (workers take the machine's GPUs in turn), or none."""
+    devices = gpus() if devices is None else devices
+    return {"CUDA_VISIBLE_DEVICES": devices[n % len(devices)] if devices else ""}
+
+
 def run_workers(platform: Platform, jobs: int = 2, backend: str = "local", address: str | None = None) -> list[int]:
     """Drain the queue with ``jobs`` workers: processes on this machine, or Ray tasks (a local
     Ray instance, or a cluster at ``address`` whose nodes share the data folder and database)."""
@@ -444,7 +461,7 @@ def run_workers(platform: Platform, jobs: int = 2, backend: str = "local", addre
         import subprocess
 
         procs = [subprocess.Popen(worker_command(platform, n), stdout=subprocess.PIPE, text=True,
-                                  env=worker_env(platform)) for n in range(jobs)]
+                                  env={**worker_env(platform), **worker_gpu(n)}) for n in range(jobs)]
         done = []
         for proc in procs:
             out, _ = proc.communicate()
@@ -457,6 +474,8 @@ def run_workers(platform: Platform, jobs: int = 2, backend: str = "local", addre
         if not ray.is_initialized():
             ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
-        task = ray.remote(num_cpus=1, max_retries=0)(drain)
+        # Ray hands each task its share of the cluster's GPUs (and sets CUDA_VISIBLE_DEVICES).
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(num_cpus=1, num_gpus=min(1.0, gpus / jobs), max_retries=0)(drain)
         return sorted(i for ids in ray.get([task.remote(*args, n) for n in range(jobs)]) for i in ids)
     raise ValueError(f"backend must be 'local' or 'ray', not {backend!r}")

@@ -7,13 +7,18 @@ The platform's ingestion program (below) runs it in a child process that sees:
   examples without) and the submission; the hidden labels never leave the database;
 - a scrubbed environment (``python -I``: no user site, no ``PYTHON*`` variables; a minimal
   ``PATH``; one math thread);
-- resource limits (``setrlimit``): CPU seconds, address space, file size, number of processes
-  (a fork bomb stops there), no core dumps; and a wall-clock timeout, after which its whole
-  process group is killed;
-- where the platform allows it (running as root, as a worker does in its container), a user id
-  of its own, so that it can read nothing the platform wrote, and a network namespace of its
-  own, with no interface but a loopback that is down. Elsewhere the run says so
-  (:func:`isolation`).
+- resource limits (``setrlimit``): CPU seconds, file size, no core dumps; and a wall-clock
+  timeout, after which its whole process group is killed;
+- where the platform allows it (running as root, as a worker does in its container):
+  a user id of its own, so that it can read nothing the platform wrote; a network namespace of
+  its own, with no interface but a loopback that is down; a mount namespace in which the
+  platform's folders are empty; a PID namespace of its own, in which it sees and can signal only
+  its own processes, and whose end takes every process it started with it; and a control group
+  (:mod:`.cgroup`) that bounds the memory and the number of processes of the whole run, where
+  the machine lets the platform make one. Without a control group, memory is limited per process
+  (address space) and processes per user. Elsewhere the run says what it lacks (:func:`isolation`).
+- no GPU, unless its competition grants one (``gpu: true`` in the bundle's limits): then the
+  worker's GPU, the one device the worker was handed, shared with no other run of that worker.
 
 Its stdout and stderr are kept per step. The ingestion program times ``fit`` and ``predict``
 inside the child (prediction: after a warm-up on a few examples, the best of three runs); the
@@ -34,6 +39,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from .cgroup import RunGroup, Unavailable
 
 CLONE_NEWNET = 0x40000000
 SANDBOX_UID_BASE = 20000          # every run gets its own unused user id from here on
@@ -61,13 +68,16 @@ submission = load_submission()
 step("fit")
 start, cpu = time.perf_counter(), time.process_time()
 model = submission.fit(x_train, y_train)
+torch = sys.modules.get("torch")
+gpu = torch is not None and torch.cuda.is_available()
+if gpu:
+    torch.cuda.synchronize()                         # the GPU's queued work is part of fit
 fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu
 
 def predict():
     return submission.predict(model, x_test)
 
 flops = None
-torch = sys.modules.get("torch")
 if torch is not None and isinstance(model, torch.nn.Module):
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:
@@ -79,14 +89,15 @@ predict_s = predict_cpu_s = float("inf")
 for _ in range(3):                                   # the best of three: other work only adds time
     start, cpu = time.perf_counter(), time.process_time()
     predictions = predict()
-    if torch is not None and torch.cuda.is_available():
+    if gpu:
         torch.cuda.synchronize()
     predict_s = min(predict_s, time.perf_counter() - start)
     predict_cpu_s = min(predict_cpu_s, time.process_time() - cpu)
 np.save("predictions.npy", np.asarray(predictions), allow_pickle=False)
+gpu_peak_mb = torch.cuda.max_memory_allocated() / 2**20 if gpu else None
 with open("timing.json", "w") as f:
     json.dump({"fit_s": fit_s, "fit_cpu_s": fit_cpu_s, "predict_s": predict_s, "predict_cpu_s": predict_cpu_s,
-               "n_train": len(y_train), "n_test": len(x_test), "flops": flops}, f)
+               "n_train": len(y_train), "n_test": len(x_test), "flops": flops, "gpu_peak_mb": gpu_peak_mb}, f)
 '''
 
 
@@ -97,6 +108,7 @@ class SandboxLimits:
     memory_mb: int
     processes: int = 64
     file_mb: int = 256
+    gpu: bool = False          # the run may use the worker's GPU (see ``gpu_devices``)
 
 
 @dataclasses.dataclass
@@ -118,11 +130,16 @@ def _root() -> bool:
 def isolation() -> dict:
     """What this machine lets the sandbox do beyond rlimits and a private directory."""
     if not _root():
-        return {"own user": False, "no network": False,
+        return {"own user": False, "no network": False, "own processes": False, "control group": False,
                 "why": "the platform does not run as root here: the child keeps the platform's user and "
                        "network, so it can read and write the platform's database, hidden labels included "
                        "(run workers as root in a container to isolate them)"}
-    return {"own user": True, "no network": True, "why": ""}
+    from .cgroup import probe
+
+    missing = probe()
+    return {"own user": True, "no network": True, "own processes": True, "control group": not missing,
+            "why": f"no control group: {missing}; memory is limited per process (address space), "
+                   "processes per user" if missing else ""}
 
 
 _next_uid = [0]
@@ -133,8 +150,9 @@ def _sandbox_uid() -> int:
     return SANDBOX_UID_BASE + (os.getpid() % 1000) * 100 + _next_uid[0] % 100
 
 
-MS_RDONLY, MS_BIND, MS_REC, MS_PRIVATE = 1, 4096, 16384, 1 << 18
-CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
 PR_SET_PDEATHSIG = 1
 
 
@@ -176,43 +194,112 @@ def _process_cap(limits: SandboxLimits) -> int:
 
 
 def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], reach: list,
-           folder: pathlib.Path | None = None, view: pathlib.Path | None = None):
+           folder: pathlib.Path | None = None, view: pathlib.Path | None = None,
+           group: RunGroup | None = None):
     """The child's set-up, run between fork and exec (so it applies to the submission only).
     With its own user, the child works in ``view``, a path every user may cross, onto which its
     ``folder`` is bound (``folder`` may sit below folders only root may enter)."""
     import resource
 
     cap = _process_cap(limits) if uid is None else limits.processes
+    worker = os.getpid()
 
     def apply() -> None:
         os.setsid()
+        _die_with_parent(worker)
+        if group is not None:
+            group.enter()                       # before any fork: every process of the run is in it
         mb = 1024 * 1024
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
+        if group is None and not limits.gpu:    # CUDA reserves far more address space than it uses
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if uid is None:
             resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
-        else:
-            libc = _libc()
-            _check(libc.unshare(CLONE_NEWNET | CLONE_NEWNS), "new network and mount namespaces")
-            _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
-            _check(libc.mount(str(folder).encode(), str(view).encode(), None, MS_BIND, None), "bind the folder")
-            os.chdir(view)
-            _mount_view(libc, hide, reach)
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-        # The child is killed with its worker (set last: changing credentials clears it; and if
-        # the worker died before this line, the child is already an orphan: stop). Processes the
-        # child forks are not covered: they end at the wall-clock limit or in the sweep by user.
-        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:
-            os._exit(75)
+            return
+        libc = _libc()
+        _check(libc.unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID), "new network, mount and PID namespaces")
+        report = _fork_relay()                  # from here on: the first process of the new PID namespace
+        _die_with_parent(0)                     # (a parent outside the namespace reads as 0)
+        _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
+        _check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "its own /proc")
+        _check(libc.mount(str(folder).encode(), str(view).encode(), None, MS_BIND, None), "bind the folder")
+        os.chdir(view)
+        _mount_view(libc, hide, reach)
+        _fork_init(report)                      # from here on: the submission, the namespace's second process
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        _die_with_parent(1)                     # changing credentials cleared it
     return apply
 
 
+def _die_with_parent(parent: int) -> None:
+    """The calling process is killed when its parent ends (if that already happened, and the
+    parent it sees is no longer ``parent``: it stops)."""
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(75)
+
+
+def _close_all_but(keep: int) -> None:
+    """Close every inherited descriptor above stderr but ``keep`` (the worker waits for the
+    set-up's error pipe to close: a process that never execs must not hold it)."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+
+
+def _end_like(status: int) -> None:
+    """End the calling process the way a child with wait status ``status`` ended."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)                  # only if the signal did not end it
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _fork_relay() -> int:
+    """Fork after the PID namespace is made. The parent stays in the worker's namespace, waits,
+    and ends the way the submission ended, so that the worker reads the submission's status;
+    it never returns. The child, the namespace's first process, returns the pipe through which
+    it will report that status."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        return write
+    try:
+        _close_all_but(read)
+        _, status = os.waitpid(pid, 0)
+        relayed = os.read(read, 4)           # empty when the set-up failed before the submission
+        _end_like(int.from_bytes(relayed, "little") if len(relayed) == 4 else status)
+    finally:
+        os._exit(70)
+
+
+def _fork_init(report: int) -> None:
+    """Fork in the namespace's first process. The parent reaps every process of the run (orphans
+    come to it) until the submission ends, reports its status on ``report`` and exits, and the
+    kernel kills whatever the submission left. It cannot end by the submission's signal itself
+    (the kernel shields a namespace's first process from it): its parent does. The child, the
+    submission, returns."""
+    pid = os.fork()
+    if pid == 0:
+        os.close(report)
+        return
+    try:
+        _close_all_but(report)
+        while True:
+            done, status = os.waitpid(-1, 0)
+            if done == pid:
+                break
+        os.write(report, status.to_bytes(4, "little"))
+    finally:
+        os._exit(0)
 def _closed_ancestors(path: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     """Folders on the way to ``path`` that other users may not cross, with the entry below each."""
     out = []
@@ -222,10 +309,8 @@ def _closed_ancestors(path: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     return out
 
 
-# No GPU is handed to a submission (there is no GPU isolation: it would share the worker's).
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-             "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-             "CUDA_VISIBLE_DEVICES": ""}
+             "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, limits: SandboxLimits,
@@ -243,35 +328,31 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     (folder / "submission.py").write_text(code)
     (folder / "ingest.py").write_text(INGESTION)
     uid = (uid or _sandbox_uid()) if _root() else None
-    reach, view = [], None
-    if uid is not None:
-        for path in [folder, *folder.iterdir()]:
-            os.chown(path, uid, uid)
-        os.chmod(folder, 0o700)
-        base = pathlib.Path(tempfile.gettempdir()) / "ai4m-sandbox"
-        base.mkdir(mode=0o711, exist_ok=True)
-        view = base / f"run-{uid}"
-        view.mkdir(exist_ok=True)
-        for i, (closed, entry) in enumerate(_closed_ancestors(pathlib.Path(os.path.realpath(sys.executable)))):
-            staged = folder.parent / f"{folder.name}.reach{i}" / entry
-            staged.mkdir(parents=True, exist_ok=True)
-            reach.append((closed, staged))
+    reach, view = _stage(folder, uid) if uid is not None else ([], None)
+    group = _run_group(folder.name, limits) if uid is not None else None
     out, err = folder.parent / f"{folder.name}.stdout", folder.parent / f"{folder.name}.stderr"
+    env = {**CLEAN_ENV, "HOME": str(folder), **_gpu_env(limits)}
     start = time.perf_counter()
-    with open(out, "wb") as fo, open(err, "wb") as fe:
-        proc = subprocess.Popen([sys.executable, "-I", "ingest.py"], cwd=folder, env={**CLEAN_ENV, "HOME": str(folder)},
-                                stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                                preexec_fn=_limit(limits, uid, [pathlib.Path(h) for h in hide], reach, folder, view))
-        status, usage, timed_out = _wait(proc, limits.wall_s)
-    wall = time.perf_counter() - start
-    _kill_leftovers(proc.pid, uid)
-    if view is not None:
-        view.rmdir()
+    try:
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            proc = subprocess.Popen([sys.executable, "-I", "ingest.py"], cwd=folder, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
+                                    preexec_fn=_limit(limits, uid, [pathlib.Path(h) for h in hide], reach, folder,
+                                                      view, group))
+            status, usage, timed_out = _wait(proc, limits.wall_s)
+        wall = time.perf_counter() - start
+        _killpg(proc.pid)                    # the rest of the run ends with its PID namespace
+        oom_kills = group.oom_kills() if group is not None else 0
+    finally:
+        if group is not None:
+            group.remove()
+        if view is not None:
+            view.rmdir()
     stdout, stderr = _tail(out), _tail(err)
     # What the kernel measured comes last: the child cannot overwrite it with its own numbers.
     costs = {**_self_reported(folder / "timing.json", uid),
              "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
-    failure, message = classify(status, stderr, timed_out, limits, costs["cpu_s"])
+    failure, message = classify(status, stderr, timed_out, limits, costs["cpu_s"], oom_kills)
     predictions = None
     if failure is None:
         try:
@@ -285,9 +366,51 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     return CodeRun(failure, message, predictions, stdout, stderr, costs)
 
 
+def _stage(folder: pathlib.Path, uid: int) -> tuple[list, pathlib.Path]:
+    """Hand ``folder`` to the run's user; the view path it will work in, and the interpreter's
+    closed folders it must reach (see :func:`_mount_view`)."""
+    for path in [folder, *folder.iterdir()]:
+        os.chown(path, uid, uid)
+    os.chmod(folder, 0o700)
+    base = pathlib.Path(tempfile.gettempdir()) / "ai4m-sandbox"
+    base.mkdir(mode=0o711, exist_ok=True)
+    view = base / f"run-{uid}"
+    view.mkdir(exist_ok=True)
+    reach = []
+    for i, (closed, entry) in enumerate(_closed_ancestors(pathlib.Path(os.path.realpath(sys.executable)))):
+        staged = folder.parent / f"{folder.name}.reach{i}" / entry
+        staged.mkdir(parents=True, exist_ok=True)
+        reach.append((closed, staged))
+    return reach, view
+
+
+def group_name(run: str) -> str:
+    """The control group of the run whose folder is named ``run``."""
+    return f"ai4m-{run}"
+
+
+def _run_group(name: str, limits: SandboxLimits) -> RunGroup | None:
+    """The run's control group, or None where the machine gives none (rlimits alone then).
+    Two processes more than the submission's limit: the two that wait for it (see _limit)."""
+    try:
+        return RunGroup.create(group_name(name), limits.memory_mb, limits.processes + 2)
+    except (Unavailable, OSError):
+        return None
+
+
+def _gpu_env(limits: SandboxLimits) -> dict:
+    """The devices a run sees: none, unless its competition grants a GPU; then the worker's own
+    (a worker is handed one GPU by :func:`~.platform.run_workers`, or by Ray)."""
+    if not limits.gpu:
+        return {"CUDA_VISIBLE_DEVICES": ""}
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    env = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}        # deterministic cuBLAS, if the run asks for it
+    return env if devices is None else {**env, "CUDA_VISIBLE_DEVICES": devices}
+
+
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 MAX_LOG_CHARS = 200_000
-TIMING_KEYS = ("fit_s", "fit_cpu_s", "predict_s", "predict_cpu_s", "n_train", "n_test", "flops")
+TIMING_KEYS = ("fit_s", "fit_cpu_s", "predict_s", "predict_cpu_s", "n_train", "n_test", "flops", "gpu_peak_mb")
 
 
 STEP_MARK = re.compile(r"^\[step (load|fit|predict)\]$", re.MULTILINE)
@@ -368,40 +491,31 @@ def _killpg(pgid: int) -> None:
         pass
 
 
-def _kill_leftovers(pgid: int, uid: int | None) -> None:
-    """Whatever the submission started and left behind: its process group, and (with a user id
-    of its own) every process of that user, whichever group it moved to."""
-    _killpg(pgid)
-    if uid is None:
-        return
-    import psutil
-
-    for p in psutil.process_iter(["uids"]):
-        try:
-            if p.info["uids"] and p.info["uids"].real == uid:
-                p.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-
-
 MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "_ArrayMemoryError",
                 "OpenBLAS blas_thread_init: pthread_create failed")
 
 
 def classify(status: int, stderr: str, timed_out: bool, limits: SandboxLimits,
-             cpu_s: float = 0.0) -> tuple[str | None, str]:
-    """The failure kind of a finished child, or None when it exited cleanly (whatever it printed)."""
+             cpu_s: float = 0.0, oom_kills: int = 0) -> tuple[str | None, str]:
+    """The failure kind of a finished child, or None when it exited cleanly (whatever it printed).
+    ``oom_kills``: processes of the run the kernel killed at its control group's memory limit."""
     if timed_out:
         return "timeout", f"killed after the wall-clock limit of {limits.wall_s:g} s"
+    at_limit = f"killed at the memory limit of {limits.memory_mb} MB (all the run's processes together)"
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= limits.cpu_s - 0.5):
             return "timeout", f"stopped at the CPU limit of {limits.cpu_s} s"
+        if oom_kills:
+            return "memory", at_limit
         if sig == signal.SIGKILL:                       # not the CPU limit: the system's memory killer
             return "memory", "killed by the system (out of memory)"
+        return "crash", f"ended by signal {signal.Signals(sig).name}"
     code = os.waitstatus_to_exitcode(status)
     if code == 0:
         return None, ""
+    if oom_kills:                                       # a child was killed and the run gave up
+        return "memory", at_limit
     if any(sign in stderr for sign in MEMORY_SIGNS):
         return "memory", f"ran out of memory under the limit of {limits.memory_mb} MB"
     last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
