@@ -135,8 +135,9 @@ print(METHODS["k nearest neighbours"])
 #
 # Code runs in a **sandbox**: a child process in a folder of its own that holds only the public
 # inputs (training examples with labels, test examples without), a scrubbed environment
-# (`python -I`, one math thread), resource limits set with `setrlimit` (CPU seconds, file size,
-# no core dumps) and a wall-clock timeout after which its whole process group is killed. Where
+# (`python -I`, one math thread), resource limits set with `setrlimit` (CPU seconds, address
+# space of each process, file size, number of processes, no core dumps) and a wall-clock
+# timeout after which its whole process group is killed. Where
 # the worker runs as root, as in a container, the child also gets
 # - a user id of its own, so it can read nothing the platform wrote;
 # - its own network namespace (no network at all);
@@ -148,7 +149,7 @@ print(METHODS["k nearest neighbours"])
 # - a control group of its own, where the machine lets the worker make one: the memory limit
 #   and the process limit then hold for the whole run (all its processes together), and the
 #   kernel says afterwards whether its memory killer struck inside the run. Without one, memory
-#   is limited per process (address space) and processes per user.
+#   is limited per process only, and processes per user.
 #
 # The platform's ingestion program runs the submission's `fit` and `predict` inside the child
 # and times each step (its own report); the worker reads the child's wall time, CPU time and

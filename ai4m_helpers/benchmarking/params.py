@@ -31,7 +31,8 @@ PARAMS = ParamSpec({
     "wall_s": Param(float, 5.0, full=15.0, min=1.0, max=3600.0, help="wall-clock limit of one submission"),
     "cpu_s": Param(int, 10, min=1, max=3600, help="CPU-time limit of one submission"),
     "memory_mb": Param(int, 1024, full=8192, min=256, max=1_000_000,
-                       help="memory limit of one submission: all its processes together where it has a control "
-                            "group, else the address space of each (torch alone needs a few GB of that)"),
+                       help="memory limit of one submission: the address space of each of its processes (torch "
+                            "alone needs a few GB of it) and, where it has a control group, the "
+                            "memory of all its processes together"),
     "torch_cnn": Param(bool, False, full=True, help="enter a small torch CNN too (its FLOPs are counted)"),
 }, joint_checks=(_sizes_fit,))

@@ -7,8 +7,9 @@ The platform's ingestion program (below) runs it in a child process that sees:
   examples without) and the submission; the hidden labels never leave the database;
 - a scrubbed environment (``python -I``: no user site, no ``PYTHON*`` variables; a minimal
   ``PATH``; one math thread);
-- resource limits (``setrlimit``): CPU seconds, file size, no core dumps; and a wall-clock
-  timeout, after which its whole process group is killed;
+- resource limits (``setrlimit``): CPU seconds, address space (per process: a huge allocation
+  fails at once), file size, no core dumps; and a wall-clock timeout, after which its whole
+  process group is killed;
 - where the platform allows it (running as root, as a worker does in its container):
   a user id of its own, so that it can read nothing the platform wrote; a network namespace of
   its own, with no interface but a loopback that is down; a mount namespace in which the
@@ -16,7 +17,7 @@ The platform's ingestion program (below) runs it in a child process that sees:
   its own processes, and whose end takes every process it started with it; and a control group
   (:mod:`.cgroup`) that bounds the memory and the number of processes of the whole run, where
   the machine lets the platform make one. Without a control group, memory is limited per process
-  (address space) and processes per user. Elsewhere the run says what it lacks (:func:`isolation`).
+  only, and processes per user. Elsewhere the run says what it lacks (:func:`isolation`).
 - no GPU, unless its competition grants one (``gpu: true`` in the bundle's limits): then the
   worker's GPU, the one device the worker was handed, shared with no other run of that worker.
 
@@ -138,8 +139,8 @@ def isolation() -> dict:
 
     missing = probe()
     return {"own user": True, "no network": True, "own processes": True, "control group": not missing,
-            "why": f"no control group: {missing}; memory is limited per process (address space), "
-                   "processes per user" if missing else ""}
+            "why": f"no control group: {missing}; memory is limited per process only, processes per "
+                   "user" if missing else ""}
 
 
 _next_uid = [0]
@@ -211,7 +212,10 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], rea
             group.enter()                       # before any fork: every process of the run is in it
         mb = 1024 * 1024
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        if group is None and not limits.gpu:    # CUDA reserves far more address space than it uses
+        # The address space of each process too: an allocation past the limit fails at once,
+        # before its pages are touched (the group alone would let it fill them first). Not for
+        # a GPU run: CUDA reserves far more address space than it uses.
+        if not limits.gpu:
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -255,8 +259,9 @@ def _end_like(status: int) -> None:
     """End the calling process the way a child with wait status ``status`` ended."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):     # (these two cannot be caught or blocked)
+            signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
         os._exit(128 + sig)                  # only if the signal did not end it
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
