@@ -345,8 +345,11 @@ claims_table(claims)
 #   it before reading the clock and records the GPU memory the run allocated (`gpu_peak_mb`).
 #   Local workers take the machine's GPUs in turn, Ray hands each task its share; with more
 #   workers than GPUs, workers share one, and the GPU has no isolation between them (its memory
-#   is not bounded by the control group). The records of this chapter were made on CPUs: a GPU
-#   run is still to be measured.
+#   is not bounded by the control group). A run handed a GPU has no address-space limit (CUDA
+#   reserves far more than it uses): its host memory is bounded by its control group alone,
+#   and by nothing where the machine gives none. The records of this chapter were made on CPUs
+#   (there the competition grants a GPU that the worker does not have, and nothing changes): a
+#   GPU run is still to be measured.
 # - **Workers.** A worker writes a heartbeat while it runs a submission; one silent for a minute
 #   is taken for lost on any host, and one of this host that no longer runs at once. Logs are
 #   kept per step (load, fit, predict, scoring): the ingestion program marks where each step's

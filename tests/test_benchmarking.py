@@ -180,11 +180,13 @@ def test_control_group_paths_are_read_in_both_layouts():
 
 def test_a_gpu_is_handed_over_only_where_the_competition_grants_one(monkeypatch):
     from ai4m_helpers.benchmarking.platform import worker_gpu
-    from ai4m_helpers.benchmarking.sandbox import _gpu_env
+    from ai4m_helpers.benchmarking.sandbox import _gpu_env, visible_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    assert _gpu_env(LIMITS)["CUDA_VISIBLE_DEVICES"] == ""
-    assert _gpu_env(SandboxLimits(1, 1, 256, gpu=True))["CUDA_VISIBLE_DEVICES"] == "3"
+    assert visible_gpus() == ["3"]
+    assert _gpu_env(False)["CUDA_VISIBLE_DEVICES"] == "" and _gpu_env(True)["CUDA_VISIBLE_DEVICES"] == "3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []                              # a worker handed no GPU hands none on
     assert [worker_gpu(n, ["0", "1"])["CUDA_VISIBLE_DEVICES"] for n in range(3)] == ["0", "1", "0"]
     assert worker_gpu(0, [])["CUDA_VISIBLE_DEVICES"] == ""
     assert B.parse_bundle(BUNDLE.replace("gpu: false", "gpu: true")).limits.gpu

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import bundle as B
 from .cgroup import discard
-from .sandbox import SandboxLimits, group_name, run_code, split_steps
+from .sandbox import SandboxLimits, group_name, run_code, split_steps, visible_gpus
 from .storage import LimitReached, Store, utcnow
 
 RESULT, CODE = "result", "code"
@@ -437,18 +437,9 @@ def worker_env(platform: Platform) -> dict:
 URL_VARIABLE = "AI4M_BENCH_DB"
 
 
-def gpus() -> list[str]:
-    """This machine's GPUs as CUDA numbers them (those CUDA_VISIBLE_DEVICES lists, if set)."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        return [d for d in listed.split(",") if d.strip()]
-    driver = pathlib.Path("/proc/driver/nvidia/gpus")
-    return [str(i) for i in range(len(list(driver.iterdir())))] if driver.is_dir() else []
-
-
 def worker_gpu(n: int, devices: list[str] | None = None) -> dict:
     """Local worker ``n``'s one GPU (workers take the machine's GPUs in turn), or none."""
-    devices = gpus() if devices is None else devices
+    devices = visible_gpus() if devices is None else devices
     return {"CUDA_VISIBLE_DEVICES": devices[n % len(devices)] if devices else ""}
 
 

@@ -109,7 +109,7 @@ class SandboxLimits:
     memory_mb: int
     processes: int = 64
     file_mb: int = 256
-    gpu: bool = False          # the run may use the worker's GPU (see ``gpu_devices``)
+    gpu: bool = False          # the run may use the worker's GPU, where it has one
 
 
 @dataclasses.dataclass
@@ -196,7 +196,7 @@ def _process_cap(limits: SandboxLimits) -> int:
 
 def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], reach: list,
            folder: pathlib.Path | None = None, view: pathlib.Path | None = None,
-           group: RunGroup | None = None):
+           group: RunGroup | None = None, gpu: bool = False):
     """The child's set-up, run between fork and exec (so it applies to the submission only).
     With its own user, the child works in ``view``, a path every user may cross, onto which its
     ``folder`` is bound (``folder`` may sit below folders only root may enter)."""
@@ -214,8 +214,8 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], rea
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
         # The address space of each process too: an allocation past the limit fails at once,
         # before its pages are touched (the group alone would let it fill them first). Not for
-        # a GPU run: CUDA reserves far more address space than it uses.
-        if not limits.gpu:
+        # a run that is handed a GPU: CUDA reserves far more address space than it uses.
+        if not gpu:
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -336,14 +336,15 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     reach, view = _stage(folder, uid) if uid is not None else ([], None)
     group = _run_group(folder.name, limits) if uid is not None else None
     out, err = folder.parent / f"{folder.name}.stdout", folder.parent / f"{folder.name}.stderr"
-    env = {**CLEAN_ENV, "HOME": str(folder), **_gpu_env(limits)}
+    gpu = limits.gpu and bool(visible_gpus())          # granted, and the worker has one
+    env = {**CLEAN_ENV, "HOME": str(folder), **_gpu_env(gpu)}
     start = time.perf_counter()
     try:
         with open(out, "wb") as fo, open(err, "wb") as fe:
             proc = subprocess.Popen([sys.executable, "-I", "ingest.py"], cwd=folder, env=env,
                                     stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
                                     preexec_fn=_limit(limits, uid, [pathlib.Path(h) for h in hide], reach, folder,
-                                                      view, group))
+                                                      view, group, gpu))
             status, usage, timed_out = _wait(proc, limits.wall_s)
         wall = time.perf_counter() - start
         _killpg(proc.pid)                    # the rest of the run ends with its PID namespace
@@ -403,14 +404,23 @@ def _run_group(name: str, limits: SandboxLimits) -> RunGroup | None:
         return None
 
 
-def _gpu_env(limits: SandboxLimits) -> dict:
-    """The devices a run sees: none, unless its competition grants a GPU; then the worker's own
-    (a worker is handed one GPU by :func:`~.platform.run_workers`, or by Ray)."""
-    if not limits.gpu:
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA numbers them (those CUDA_VISIBLE_DEVICES lists, if
+    it is set; else every GPU the NVIDIA driver reports)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d for d in listed.split(",") if d.strip()]
+    driver = pathlib.Path("/proc/driver/nvidia/gpus")
+    return [str(i) for i in range(len(list(driver.iterdir())))] if driver.is_dir() else []
+
+
+def _gpu_env(gpu: bool) -> dict:
+    """The devices a run sees: none, unless it is handed the worker's GPU (a worker is handed
+    one by :func:`~.platform.run_workers`, or by Ray)."""
+    if not gpu:
         return {"CUDA_VISIBLE_DEVICES": ""}
-    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-    env = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}        # deterministic cuBLAS, if the run asks for it
-    return env if devices is None else {**env, "CUDA_VISIBLE_DEVICES": devices}
+    return {"CUDA_VISIBLE_DEVICES": ",".join(visible_gpus()),
+            "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}        # deterministic cuBLAS, if the run asks for it
 
 
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
