@@ -142,13 +142,15 @@ def test_a_run_sees_only_its_own_processes_and_takes_them_all_along(tmp_path):
 
     import psutil
 
-    look = ("import os, time\ndef fit(X, y):\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(60)\n"
+    look = ("import os, tempfile, time\ndef fit(X, y):\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(60)\n"
             "    print('pids', os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+            "    print('home', os.environ['HOME'] == os.getcwd() == tempfile.gettempdir())\n"
             "    return 0\ndef predict(m, X):\n    return X[:, 0].astype(int) * 0\n")
     start = time.perf_counter()
     run = run_code(look, X, Y, X[:10], LIMITS, tmp_path / "look", uid=24680)
     assert run.failure is None and time.perf_counter() - start < 20          # the daemon did not hold it
     assert "pids 2 [1, 2, 3]" in run.stdout                # itself, the waiting first process, its daemon
+    assert "home True" in run.stdout                       # its home and temporary files are its folder
     assert not [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == 24680]
     assert os.getpid() > 3                                                 # (the worker is not in there)
     segv = "import os, signal\ndef fit(X, y):\n    os.kill(os.getpid(), signal.SIGSEGV)\ndef predict(m, X):\n    return X\n"

@@ -13,7 +13,8 @@ The platform's ingestion program (below) runs it in a child process that sees:
 - where the platform allows it (running as root, as a worker does in its container):
   a user id of its own, so that it can read nothing the platform wrote; a network namespace of
   its own, with no interface but a loopback that is down; a mount namespace in which the
-  platform's folders are empty; a PID namespace of its own, in which it sees and can signal only
+  platform's folders are empty; an IPC namespace (no shared memory segments or message queues
+  with other runs); a PID namespace of its own, in which it sees and can signal only
   its own processes, and whose end takes every process it started with it; and a control group
   (:mod:`.cgroup`) that bounds the memory and the number of processes of the whole run, where
   the machine lets the platform make one. Without a control group, memory is limited per process
@@ -153,7 +154,7 @@ def _sandbox_uid() -> int:
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
-CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
 PR_SET_PDEATHSIG = 1
 
 
@@ -223,7 +224,7 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], rea
             resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
             return
         libc = _libc()
-        _check(libc.unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID), "new network, mount and PID namespaces")
+        _check(libc.unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "namespaces of its own")
         report = _fork_relay()                  # from here on: the first process of the new PID namespace
         _die_with_parent(0)                     # (a parent outside the namespace reads as 0)
         _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
@@ -337,7 +338,8 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     group = _run_group(folder.name, limits) if uid is not None else None
     out, err = folder.parent / f"{folder.name}.stdout", folder.parent / f"{folder.name}.stderr"
     gpu = limits.gpu and bool(visible_gpus())          # granted, and the worker has one
-    env = {**CLEAN_ENV, "HOME": str(folder), **_gpu_env(gpu)}
+    here = str(view or folder)                         # the folder as the child sees it
+    env = {**CLEAN_ENV, "HOME": here, "TMPDIR": here, **_gpu_env(gpu)}  # its temporary files stay its own
     start = time.perf_counter()
     try:
         with open(out, "wb") as fo, open(err, "wb") as fe:
