@@ -137,28 +137,32 @@ print(METHODS["k nearest neighbours"])
 # inputs (training examples with labels, test examples without), a scrubbed environment
 # (`python -I`, one math thread), resource limits set with `setrlimit` (CPU seconds, address
 # space of each process, file size, number of processes, no core dumps) and a wall-clock
-# timeout after which its whole process group is killed. Where
-# the worker runs as root, as in a container, the child also gets
+# timeout after which its whole process group is killed. Where the worker runs as root with
+# the right to make namespaces (in a container: `--cap-add SYS_ADMIN`; without that right a
+# root worker refuses to run code at all), the child also gets
 # - a user id of its own, so it can read nothing the platform wrote;
 # - its own network namespace (no network at all);
 # - its own mount namespace, in which the platform's data folder (database, hidden labels) and
-#   the other runs' folders are empty;
+#   the other runs' folders are empty, and the folders every user may write to (`/tmp`,
+#   `/dev/shm`...) are fresh and empty, so that nothing passes between runs through them;
 # - its own PID namespace, with its own `/proc`: the submission sees and can signal only its own
-#   processes, and when it ends the kernel ends every process it started, even one that left its
-#   process group to outlive the run;
+#   processes, and when it ends, whatever it started is killed and reaped (its CPU time counts),
+#   even a process that left its process group to outlive the run;
 # - a control group of its own, where the machine lets the worker make one: the memory limit
-#   and the process limit then hold for the whole run (all its processes together), and the
-#   kernel says afterwards whether its memory killer struck inside the run. Without one, memory
-#   is limited per process only, and processes per user.
+#   and the process limit then hold for the whole run (all its processes together), the run's
+#   peak memory is measured over all of them, and the kernel says afterwards whether its memory
+#   killer struck inside the run. Without one, memory is limited per process only, and
+#   processes per user.
 #
 # The platform's ingestion program runs the submission's `fit` and `predict` inside the child
 # and times each step (its own report); the worker reads the child's wall time, CPU time and
 # peak memory from the kernel, reads what the child wrote without following links and only if
 # it is a regular file of the child's, checks the predictions (length, type, NaN, labels), and
 # only then scores them against the hidden labels, in its own process. What this sandbox does
-# not do: a seccomp filter (the submission may make any system call its user may make), and a
-# limit on CPU time summed over processes (each process has its own CPU limit; the wall-clock
-# limit bounds the run). On this machine:
+# not do: a seccomp filter (the submission may make any system call its user may make, and
+# the kernel is a large surface), a read-only root file system, a bound on the disk its own
+# folder may fill (only on each file's size), and a limit on CPU time summed over processes
+# (each process has its own CPU limit; the wall-clock limit bounds the run). On this machine:
 
 # %%
 pd.Series(isolation())
@@ -334,14 +338,16 @@ claims_table(claims)
 #   instead of a container image per submission (Docker or Podman, as AI4MediaBench uses, are
 #   not available here); the sandbox relies on the worker running as root, and says so when it
 #   does not (then the child can read the database). No seccomp filter. Where the machine gives
-#   the worker no control group (cgroup v2 without a delegated group, say), memory is limited
+#   the worker no control group (for now, any machine with cgroup v2), memory is limited
 #   per process, and the four-process memory hog then gets through: the table above says so.
 # - **Data.** scikit-learn's digits stand in for a media dataset, and the submissions are small
 #   scikit-learn models; being public, the data gives its labels away (Eve's entry). The `full`
 #   profile adds a small torch CNN, whose FLOPs the ingestion program counts (a column of the
 #   board), and more reruns.
-# - **GPU.** A competition grants a GPU in its bundle (`gpu: true`, which the `full` profile's
-#   bundle does); a run then sees its worker's one GPU, and the ingestion program synchronises
+# - **GPU.** A run gets no GPU: the GPU device nodes lead nowhere in its view. A competition
+#   grants one in its bundle (`gpu: true`, which the `full` profile's bundle does); a run then
+#   is pointed at its worker's GPU by `CUDA_VISIBLE_DEVICES` (the other GPUs' device nodes stay
+#   reachable: a run that changes the variable reaches them), and the ingestion program synchronises
 #   it before reading the clock and records the GPU memory the run allocated (`gpu_peak_mb`).
 #   Local workers take the machine's GPUs in turn, Ray hands each task its share; with more
 #   workers than GPUs, workers share one, and the GPU has no isolation between them (its memory

@@ -111,7 +111,11 @@ def test_the_sandbox_cuts_the_network_and_hides_the_platforms_data(tmp_path):
     import shutil
     import tempfile
 
-    shared = pathlib.Path(tempfile.mkdtemp(prefix="ai4m-visible-"))   # readable by every user
+    import sys
+
+    # Readable by every user, in one of the few places a run sees of the machine (the interpreter's
+    # prefix: /tmp and the like are fresh in every run).
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="ai4m-visible-", dir=sys.prefix))
     try:
         shared.chmod(0o755)
         secret = shared / "labels.txt"
@@ -129,6 +133,13 @@ def test_the_sandbox_cuts_the_network_and_hides_the_platforms_data(tmp_path):
            "def predict(m, X):\n    return X[:, 0]\n")
     run = run_code(net, X, Y, X[:10], LIMITS, tmp_path / "net")
     assert run.failure == "crash" and "unreachable" in run.message.lower()
+    leave = ("import os\ndef fit(X, y):\n    print('seen', os.listdir('/tmp'), os.listdir('/dev/shm'))\n"
+             "    for f in ('/tmp/left', '/dev/shm/left'):\n        open(f, 'w').write('x')\n"
+             "def predict(m, X):\n    return X[:, 0].astype(int) * 0\n")
+    for name in ("first", "second"):                    # fresh /tmp and /dev/shm in every run
+        run = run_code(leave, X, Y, X[:10], LIMITS, tmp_path / name)
+        assert run.failure is None and "seen ['ai4m-run'] []" in run.stdout, run.stdout
+    assert not pathlib.Path("/tmp/left").exists() and not pathlib.Path("/dev/shm/left").exists()
     fork = "import os\ndef fit(X, y):\n    while True:\n        os.fork()\ndef predict(m, X):\n    return X[:, 0]\n"
     run = run_code(fork, X, Y, X[:10], LIMITS, tmp_path / "fork")
     assert run.failure == "crash" and "Resource temporarily unavailable" in run.message
@@ -156,6 +167,28 @@ def test_a_run_sees_only_its_own_processes_and_takes_them_all_along(tmp_path):
     segv = "import os, signal\ndef fit(X, y):\n    os.kill(os.getpid(), signal.SIGSEGV)\ndef predict(m, X):\n    return X\n"
     run = run_code(segv, X, Y, X[:10], LIMITS, tmp_path / "segv")
     assert run.failure == "crash" and run.message == "ended by signal SIGSEGV"    # the submission's own end reaches the worker
+
+
+def test_root_without_the_right_to_make_namespaces_runs_nothing(tmp_path):
+    """A container's default capabilities make a root without CAP_SYS_ADMIN: the sandbox says so,
+    and refuses to run a submission (as root, unconfined) instead of failing inside the set-up."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not isolation()["own processes"] or not shutil.which("setpriv"):
+        pytest.skip("needs root with the right to make namespaces, and setpriv, to take that right away")
+    script = ("import numpy as np\n"
+              "from ai4m_helpers.benchmarking.sandbox import SandboxLimits, SandboxUnavailable, isolation, run_code\n"
+              "print(isolation()['why'])\n"
+              "try:\n"
+              f"    run_code('', np.zeros((2, 1)), np.zeros(2), np.zeros((1, 1)), SandboxLimits(1, 1, 256), {str(tmp_path / 'r')!r})\n"
+              "except SandboxUnavailable as err:\n    print('refused:', err)\n")
+    out = subprocess.run(["setpriv", "--bounding-set", "-sys_admin", sys.executable, "-c", script],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    why, refused = out.stdout.strip().splitlines()
+    assert "may not make namespaces" in why and "CAP_SYS_ADMIN" in why and refused == f"refused: {why}"
 
 
 def test_memory_is_limited_over_the_whole_run(tmp_path):

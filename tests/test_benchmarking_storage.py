@@ -11,6 +11,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -20,7 +21,7 @@ import pytest
 
 from ai4m_helpers.benchmarking.cgroup import _parents
 from ai4m_helpers.benchmarking.platform import Platform, process_next, worker_command, worker_env, worker_id
-from ai4m_helpers.benchmarking.sandbox import group_name, isolation
+from ai4m_helpers.benchmarking.sandbox import group_prefix, isolation
 from ai4m_helpers.benchmarking.storage import FAILED, FINISHED, QUEUED, RUNNING, LimitReached, Store
 from benchmarking_support import MAJORITY, bundle
 
@@ -209,16 +210,20 @@ QUICK = MAJORITY
 # Sleeps on its first attempt only, so that the re-queued submission finishes on the second: the
 # attempt ends the name of its run folder, which is the run's working directory and HOME (with a
 # user of its own, the sandbox works in a view of that folder, and HOME still names it).
-SLEEPER = b"""import os, time
+def sleeper_code(flag: pathlib.Path) -> bytes:
+    """A submission that sleeps in fit() while ``flag`` exists (its first attempt), then answers
+    the majority class. ``flag`` must be where a run can see it (below the interpreter's prefix:
+    /tmp is fresh in every run)."""
+    return f"""import os, time
 import numpy as np
 def fit(X, y):
     print("fitting", flush=True)
-    if any(p.endswith("attempt-1") for p in (os.getcwd(), os.environ.get("HOME", ""))):
+    if os.path.exists({str(flag)!r}):
         time.sleep(30)
     return int(np.bincount(y).argmax())
 def predict(m, X):
     return np.full(len(X), m)
-"""
+""".encode()
 
 
 def _row(store: Store, sid: int) -> dict:
@@ -247,12 +252,15 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
 
     platform = Platform(tmp_path / "data", url=db_url)
     store = platform.store
+    flag = pathlib.Path(tempfile.mkdtemp(prefix="ai4m-test-", dir=sys.prefix)) / "first attempt"
+    flag.touch()
+    flag.parent.chmod(0o755)
     try:
         platform.create("digits", BUNDLE)
         tok = platform.register("ada")
         done = platform.submit(tok, "digits", "main", "code", QUICK, "done")
         assert process_next(platform, worker_id(9)) == done                  # finished before the kill
-        sleeper = platform.submit(tok, "digits", "main", "code", SLEEPER, "sleeper")
+        sleeper = platform.submit(tok, "digits", "main", "code", sleeper_code(flag), "sleeper")
         waiting = platform.submit(tok, "digits", "main", "code", QUICK, "waiting")
         store.add_log(sleeper, "worker", "stdout", "a log line written before the kill")
         others = {sid: (_row(store, sid), store.logs(sid)) for sid in (done, waiting)}
@@ -291,8 +299,8 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
 
         assert platform.reap() == [sleeper]
         if isolation()["control group"]:               # the lost run's group is gone too
-            name = group_name(f"digits-submission-{sleeper}-attempt-1")
-            assert not any((parent / name).exists() for parent in _parents()[1])
+            prefix = group_prefix(f"digits-submission-{sleeper}-attempt-1")
+            assert not any(list(parent.glob(f"{prefix}*")) for parent in _parents()[1])
         lost = store.get(sleeper)
         assert (lost.status, lost.failure, lost.attempts) == (FAILED, "worker lost", 1)
         logs = store.logs(sleeper)
@@ -304,6 +312,7 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
                 assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert platform.reap() == []
 
+        flag.unlink()                                     # the second attempt does not sleep
         store.requeue(sleeper)
         assert store.get(sleeper).status == QUEUED
         second = subprocess.run(worker_command(platform, 1), capture_output=True, text=True, timeout=60,
@@ -318,6 +327,7 @@ def test_a_killed_worker_is_reaped_requeued_and_finished_by_another(db_url, tmp_
     finally:
         store.engine.dispose()
         shutil.rmtree(platform.runs_dir, ignore_errors=True)
+        shutil.rmtree(flag.parent, ignore_errors=True)
 
 
 def test_a_worker_of_another_host_is_lost_when_its_heartbeat_stops(db_url, tmp_path):

@@ -9,8 +9,14 @@ Both layouts of the kernel's control groups are handled: the unified one (v2: on
 group, what current distributions mount) and the older one (v1: one hierarchy per controller,
 what some container hosts still mount). A run's group sits below the worker's own, so a limit
 the worker is under (its container's) still holds. Creating one needs write access to the
-worker's group (root in a container with the group mounted writable, or a delegated group
-under systemd); where that is missing, :func:`probe` says why and the sandbox falls back to rlimits.
+worker's group (root, with the control-group file system mounted writable); where that is
+missing, :func:`probe` says why and the sandbox falls back to rlimits.
+
+Not done yet: on cgroup v2, a group that holds processes cannot also hand controllers to child
+groups (the "no internal processes" rule), so a run's group can be made only where the worker's
+own group passes memory and pids down already, which it cannot while the worker sits in it.
+The way out (move the worker into a leaf of its own group first, then make runs' groups beside
+it) is left for a machine with cgroup v2 to test it on; until then v2 hosts fall back to rlimits.
 """
 from __future__ import annotations
 
@@ -64,8 +70,8 @@ def _parents() -> tuple[str, list[pathlib.Path]]:
             try:
                 _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
             except OSError as err:
-                raise Unavailable(f"cannot enable {', '.join(missing)} below {parent}: {err.strerror} (start "
-                                  "the worker in a delegated group of its own)") from None
+                raise Unavailable(f"cannot enable {', '.join(missing)} below {parent}: {err.strerror} (on "
+                                  "cgroup v2 the worker's own group holds the worker; see cgroup.py)") from None
         return "v2", [parent]
     folders = [ROOT / c for c in V1_CONTROLLERS]
     if not all(f.is_dir() for f in folders):
@@ -120,6 +126,12 @@ class RunGroup:
         counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
         return int(counts.get("oom_kill", 0))
 
+    def peak_mb(self) -> float | None:
+        """The most memory the run held at once, all its processes together (None where the
+        kernel does not keep it: memory.peak came with Linux 5.19)."""
+        path = self._file("memory.peak", "memory.max_usage_in_bytes")
+        return int(path.read_text()) / 2**20 if path.exists() else None
+
     def processes(self) -> list[int]:
         procs = [folder / "cgroup.procs" for folder in self.folders]
         return [int(p) for path in procs if path.exists() for p in path.read_text().split()]
@@ -147,16 +159,16 @@ class RunGroup:
                     time.sleep(0.01)
 
 
-def discard(name: str) -> None:
-    """Remove the group ``name`` if it is still there (its worker was lost before removing it),
-    killing whatever still runs in it."""
+def discard(prefix: str) -> None:
+    """Remove the groups whose names start with ``prefix`` if they are still there (their worker
+    was lost before removing them), killing whatever still runs in them."""
     try:
         layout, parents = _parents()
     except (Unavailable, OSError):
         return
-    folders = [parent / name for parent in parents if (parent / name).is_dir()]
-    if folders:
-        RunGroup(layout, folders).remove()
+    names = {f.name for parent in parents for f in parent.glob(f"{prefix}*") if f.is_dir()}
+    for name in names:
+        RunGroup(layout, [parent / name for parent in parents if (parent / name).is_dir()]).remove()
 
 
 def probe() -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import bundle as B
 from .cgroup import discard
-from .sandbox import SandboxLimits, group_name, run_code, split_steps, visible_gpus
+from .sandbox import SandboxLimits, group_prefix, run_code, split_steps, visible_gpus
 from .storage import LimitReached, Store, utcnow
 
 RESULT, CODE = "result", "code"
@@ -217,7 +217,7 @@ class Platform:
             for path in sorted(self.runs_dir.glob(f"*-submission-{sid}-attempt-*.std*")):
                 for step, part in split_steps(path.read_text(errors="replace")):
                     self.store.add_log(sid, f"{step} (lost)", path.suffix.lstrip("."), part)
-                discard(group_name(path.stem))         # the lost worker could not remove it
+                discard(group_prefix(path.stem))       # the lost worker could not remove its group
         return lost
 
 

@@ -10,26 +10,37 @@ The platform's ingestion program (below) runs it in a child process that sees:
 - resource limits (``setrlimit``): CPU seconds, address space (per process: a huge allocation
   fails at once), file size, no core dumps; and a wall-clock timeout, after which its whole
   process group is killed;
-- where the platform allows it (running as root, as a worker does in its container):
-  a user id of its own, so that it can read nothing the platform wrote; a network namespace of
-  its own, with no interface but a loopback that is down; a mount namespace in which the
-  platform's folders are empty; an IPC namespace (no shared memory segments or message queues
-  with other runs); a PID namespace of its own, in which it sees and can signal only
-  its own processes, and whose end takes every process it started with it; and a control group
-  (:mod:`.cgroup`) that bounds the memory and the number of processes of the whole run, where
-  the machine lets the platform make one. Without a control group, memory is limited per process
-  only, and processes per user. Elsewhere the run says what it lacks (:func:`isolation`).
-- no GPU, unless its competition grants one (``gpu: true`` in the bundle's limits): then the
-  worker's GPU, the one device the worker was handed, shared with no other run of that worker.
+- where the platform allows it (running as root with the right to make namespaces, as a worker
+  does in its container; :func:`isolation` says when it does not, and a root worker without that
+  right refuses to run code rather than run it unconfined):
+
+  - a user id of its own, so that it can read nothing the platform wrote;
+  - a network namespace of its own, with no interface but a loopback that is down;
+  - a mount namespace in which the platform's folders are empty, the folders every user may
+    write to (/tmp, /var/tmp, /dev/shm, /run/lock) are fresh, small and empty, so that nothing
+    passes between runs through them nor outlives a run, and its own folder is at /tmp/ai4m-run;
+  - an IPC namespace (System V shared memory and message queues of its own; POSIX shared
+    memory lives in the fresh /dev/shm);
+  - a PID namespace, in which it sees and can signal only its own processes; when the
+    submission ends, whatever it started is killed and reaped, so that its CPU time counts;
+  - a control group (:mod:`.cgroup`) that bounds the memory and the number of processes of the
+    whole run and measures its peak memory, where the machine lets the platform make one.
+    Without it, memory is limited per process only, processes per user, and the peak is the
+    largest process's high-water mark (which counts the worker's pages it was forked from).
+- no GPU: the NVIDIA device nodes lead nowhere in its view, unless its competition grants one
+  (``gpu: true`` in the bundle's limits). Then it is pointed at its worker's GPU (the one device
+  the worker was handed) by ``CUDA_VISIBLE_DEVICES``; the nodes of the machine's other GPUs stay
+  reachable, so a run that sets the variable itself can reach them: GPUs are not isolated.
 
 Its stdout and stderr are kept per step. The ingestion program times ``fit`` and ``predict``
 inside the child (prediction: after a warm-up on a few examples, the best of three runs); the
-parent reads the child's CPU time and peak memory from the kernel (``wait4``).
+parent reads the run's CPU time from the kernel (``wait4``) and its peak memory from its group.
 """
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -37,7 +48,6 @@ import re
 import pathlib
 import signal
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -113,6 +123,10 @@ class SandboxLimits:
     gpu: bool = False          # the run may use the worker's GPU, where it has one
 
 
+class SandboxUnavailable(RuntimeError):
+    """This machine cannot isolate a run as the sandbox must (the message says why)."""
+
+
 @dataclasses.dataclass
 class CodeRun:
     """What a code submission's ingestion step produced."""
@@ -136,12 +150,33 @@ def isolation() -> dict:
                 "why": "the platform does not run as root here: the child keeps the platform's user and "
                        "network, so it can read and write the platform's database, hidden labels included "
                        "(run workers as root in a container to isolate them)"}
+    refused = namespaces_refused()
+    if refused:
+        return {"own user": False, "no network": False, "own processes": False, "control group": False,
+                "why": refused}
     from .cgroup import probe
 
     missing = probe()
     return {"own user": True, "no network": True, "own processes": True, "control group": not missing,
             "why": f"no control group: {missing}; memory is limited per process only, processes per "
                    "user" if missing else ""}
+
+
+@functools.lru_cache(maxsize=1)
+def namespaces_refused() -> str:
+    """"" where this process may make the namespaces a run needs (root alone is not enough: a
+    container's default capabilities lack CAP_SYS_ADMIN), else why not. Tried in a child."""
+    libc = _libc()
+    pid = os.fork()
+    if pid == 0:
+        failed = libc.unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) != 0 or \
+            libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0
+        os._exit(ctypes.get_errno() or 1 if failed else 0)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code == 0:
+        return ""
+    return (f"the worker runs as root but may not make namespaces ({os.strerror(code)}): give it "
+            "CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN) to isolate runs")
 
 
 _next_uid = [0]
@@ -155,7 +190,7 @@ def _sandbox_uid() -> int:
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 
 
 def _libc():
@@ -170,19 +205,62 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"sandbox set-up: {what}: {os.strerror(err)}")
 
 
-def _mount_view(libc, hide: list[pathlib.Path], reach: list[tuple[pathlib.Path, pathlib.Path]]) -> None:
-    """In the child's own mount namespace: empty tmpfs over every folder of ``hide`` (the
-    platform's data: the database, the hidden labels, other runs), and for every (folder, entry)
-    of ``reach`` a tmpfs over a folder that other users cannot cross, holding only the entry (the
-    Python interpreter under /root, say), bound from where it was staged before."""
-    for folder, staged in reach:
-        entry = folder / staged.name
-        _check(libc.mount(str(entry).encode(), str(staged).encode(), None, MS_BIND | MS_REC, None), f"stage {entry}")
-        _check(libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", 0, b"mode=0755"), f"tmpfs on {folder}")
-        os.mkdir(entry)
-        _check(libc.mount(str(staged).encode(), str(entry).encode(), None, MS_BIND | MS_REC, None), f"bind {entry}")
-    for folder in hide:
-        _check(libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", 0, b"mode=0700"), f"hide {folder}")
+# Folders every user may write to: each run gets fresh, empty ones (nothing passes between runs
+# through them, and nothing a run leaves there outlives it).
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+VIEW = pathlib.Path("/tmp/ai4m-run")          # where a run with a user of its own finds its folder
+
+
+def _bind(libc, fd: int, target: pathlib.Path) -> None:
+    """Bind what ``fd`` (an O_PATH descriptor opened before ``target`` was covered) refers to
+    onto ``target``, creating it and its parents."""
+    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if os.path.isdir(f"/proc/self/fd/{fd}"):
+        target.mkdir(mode=0o755, exist_ok=True)
+    else:
+        target.touch(exist_ok=True)
+    _check(libc.mount(f"/proc/self/fd/{fd}".encode(), str(target).encode(), None, MS_BIND | MS_REC, None),
+           f"bind {target}")
+    os.close(fd)
+
+
+def _cover(libc, folder: pathlib.Path, options: bytes, keep: list[pathlib.Path]) -> None:
+    """An empty tmpfs over ``folder``, in which only the paths of ``keep`` (below it) are still
+    reachable, bound back from descriptors opened before it was covered."""
+    held = [(path, os.open(path, os.O_PATH)) for path in keep]
+    _check(libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options), f"tmpfs on {folder}")
+    for path, fd in held:
+        _bind(libc, fd, path)
+
+
+def _mount_view(libc, folder: pathlib.Path, hide: list[pathlib.Path], needs: list[pathlib.Path],
+                memory_mb: int) -> None:
+    """The run's file system, in its own mount namespace: fresh folders every user may write to
+    (:data:`SHARED_WRITABLE`), its ``folder`` at :data:`VIEW`, an empty tmpfs over every folder of
+    ``hide`` still in sight (the platform's data, other runs), and over every folder that only
+    root may cross on the way to the interpreter (``needs``: under /root, say) a tmpfs that holds
+    only that way."""
+    own = os.open(folder, os.O_PATH)                      # the folder may sit below one covered next
+    closed: dict[pathlib.Path, set[pathlib.Path]] = {}
+    for path in needs:
+        for parent, entry in _closed_ancestors(path):
+            closed.setdefault(parent, set()).add(parent / entry)
+    for parent in sorted(closed, key=lambda p: len(p.parts)):    # outer folders first
+        _cover(libc, parent, b"mode=0755", sorted(closed[parent]))
+    for shared in map(pathlib.Path, SHARED_WRITABLE):
+        if shared.is_dir():
+            keep = [path for path in needs if shared in path.parents]
+            _cover(libc, shared, f"mode=1777,size={memory_mb}m".encode(), keep)
+    _bind(libc, own, VIEW)
+    for path in hide:
+        if path.is_dir():                                 # (one below a covered folder is gone already)
+            _check(libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", 0, b"mode=0700"), f"hide {path}")
+
+
+def _interpreter_paths() -> list[pathlib.Path]:
+    """What the child's Python needs to reach: its executable's folder, its prefixes."""
+    paths = {os.path.dirname(os.path.realpath(sys.executable)), sys.prefix, sys.base_prefix}
+    return sorted(pathlib.Path(os.path.realpath(p)) for p in paths)
 
 
 def _process_cap(limits: SandboxLimits) -> int:
@@ -195,20 +273,22 @@ def _process_cap(limits: SandboxLimits) -> int:
     return mine + limits.processes
 
 
-def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], reach: list,
-           folder: pathlib.Path | None = None, view: pathlib.Path | None = None,
+def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], folder: pathlib.Path,
            group: RunGroup | None = None, gpu: bool = False):
     """The child's set-up, run between fork and exec (so it applies to the submission only).
-    With its own user, the child works in ``view``, a path every user may cross, onto which its
-    ``folder`` is bound (``folder`` may sit below folders only root may enter)."""
+    With its own user, the child works in :data:`VIEW`, onto which its ``folder`` is bound
+    (``folder`` may sit below folders only root may enter)."""
     import resource
 
     cap = _process_cap(limits) if uid is None else limits.processes
     worker = os.getpid()
+    libc = _libc()                                  # loaded here: not in a child forked from threads
+    needs = _interpreter_paths()
+    devices = [] if gpu else _gpu_device_nodes()
 
     def apply() -> None:
         os.setsid()
-        _die_with_parent(worker)
+        _die_with_parent(libc, worker)
         if group is not None:
             group.enter()                       # before any fork: every process of the run is in it
         mb = 1024 * 1024
@@ -223,28 +303,52 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], rea
         if uid is None:
             resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
             return
-        libc = _libc()
+        # The two processes that wait for the submission are copies of the worker (its memory
+        # holds the database's address): no core dump, no tracing. exec resets it for the third.
+        libc.prctl(PR_SET_DUMPABLE, 0)
         _check(libc.unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "namespaces of its own")
         report = _fork_relay()                  # from here on: the first process of the new PID namespace
-        _die_with_parent(0)                     # (a parent outside the namespace reads as 0)
+        _die_with_relay(libc, report)
         _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "private mounts")
         _check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "its own /proc")
-        _check(libc.mount(str(folder).encode(), str(view).encode(), None, MS_BIND, None), "bind the folder")
-        os.chdir(view)
-        _mount_view(libc, hide, reach)
+        _mount_view(libc, folder, hide, needs, limits.memory_mb)
+        for node in devices:                    # GPUs it was not handed: the nodes lead nowhere
+            _check(libc.mount(b"/dev/null", node.encode(), None, MS_BIND, None), f"hide {node}")
+        os.chdir(VIEW)
         _fork_init(report)                      # from here on: the submission, the namespace's second process
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-        _die_with_parent(1)                     # changing credentials cleared it
+        _die_with_parent(libc, 1)               # changing credentials cleared it
     return apply
 
 
-def _die_with_parent(parent: int) -> None:
+def _gpu_device_nodes() -> list[str]:
+    """The NVIDIA device nodes of this machine (a run not handed a GPU finds them empty: setting
+    CUDA_VISIBLE_DEVICES itself then gets it nothing)."""
+    import glob
+
+    return sorted(glob.glob("/dev/nvidia*") + glob.glob("/dev/nvidia-caps/*"))
+
+
+def _die_with_relay(libc, report: int) -> None:
+    """In the namespace's first process: killed when the relay ends. Its parent reads as 0 from
+    inside the namespace whether the relay lives or not, so the relay's end is read from the
+    report pipe (the relay holds its other end)."""
+    import select
+
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    poll = select.poll()
+    poll.register(report, select.POLLOUT)
+    if any(event & (select.POLLERR | select.POLLHUP) for _, event in poll.poll(0)):
+        os._exit(75)
+
+
+def _die_with_parent(libc, parent: int) -> None:
     """The calling process is killed when its parent ends (if that already happened, and the
     parent it sees is no longer ``parent``: it stops)."""
-    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(75)
 
@@ -289,8 +393,8 @@ def _fork_relay() -> int:
 
 def _fork_init(report: int) -> None:
     """Fork in the namespace's first process. The parent reaps every process of the run (orphans
-    come to it) until the submission ends, reports its status on ``report`` and exits, and the
-    kernel kills whatever the submission left. It cannot end by the submission's signal itself
+    come to it) until the submission ends, then kills and reaps whatever the submission left,
+    reports its status on ``report`` and exits. It cannot end by the submission's signal itself
     (the kernel shields a namespace's first process from it): its parent does. The child, the
     submission, returns."""
     pid = os.fork()
@@ -303,9 +407,19 @@ def _fork_init(report: int) -> None:
             done, status = os.waitpid(-1, 0)
             if done == pid:
                 break
+        # What the submission left still counts: end it and reap it here, so that its CPU
+        # time and memory reach the worker's wait4 (the kernel would reap it unaccounted).
+        try:
+            os.kill(-1, signal.SIGKILL)
+            while True:
+                os.waitpid(-1, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
         os.write(report, status.to_bytes(4, "little"))
     finally:
         os._exit(0)
+
+
 def _closed_ancestors(path: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     """Folders on the way to ``path`` that other users may not cross, with the entry below each."""
     out = []
@@ -334,32 +448,40 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     (folder / "submission.py").write_text(code)
     (folder / "ingest.py").write_text(INGESTION)
     uid = (uid or _sandbox_uid()) if _root() else None
-    reach, view = _stage(folder, uid) if uid is not None else ([], None)
+    if uid is not None and namespaces_refused():            # never run a submission as root, unconfined
+        raise SandboxUnavailable(namespaces_refused())
+    if uid is not None:
+        for path in [folder, *folder.iterdir()]:             # the run's files are its user's
+            os.chown(path, uid, uid)
+        os.chmod(folder, 0o700)
     group = _run_group(folder.name, limits) if uid is not None else None
     out, err = folder.parent / f"{folder.name}.stdout", folder.parent / f"{folder.name}.stderr"
     gpu = limits.gpu and bool(visible_gpus())          # granted, and the worker has one
-    here = str(view or folder)                         # the folder as the child sees it
+    here = str(VIEW if uid is not None else folder)    # the folder as the child sees it
     env = {**CLEAN_ENV, "HOME": here, "TMPDIR": here, **_gpu_env(gpu)}  # its temporary files stay its own
     start = time.perf_counter()
     try:
         with open(out, "wb") as fo, open(err, "wb") as fe:
             proc = subprocess.Popen([sys.executable, "-I", "ingest.py"], cwd=folder, env=env,
                                     stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                                    preexec_fn=_limit(limits, uid, [pathlib.Path(h) for h in hide], reach, folder,
-                                                      view, group, gpu))
+                                    preexec_fn=_limit(limits, uid, [pathlib.Path(h) for h in hide], folder,
+                                                      group, gpu))
             status, usage, timed_out = _wait(proc, limits.wall_s)
         wall = time.perf_counter() - start
-        _killpg(proc.pid)                    # the rest of the run ends with its PID namespace
-        oom_kills = group.oom_kills() if group is not None else 0
+        if uid is None:
+            _killpg(proc.pid)                # what it left in its group (with a PID namespace: gone already)
+        oom_kills = group.oom_kills() if group is not None else None
+        group_peak = group.peak_mb() if group is not None else None
     finally:
         if group is not None:
             group.remove()
-        if view is not None:
-            view.rmdir()
     stdout, stderr = _tail(out), _tail(err)
     # What the kernel measured comes last: the child cannot overwrite it with its own numbers.
+    # Peak memory: the run's group's, all its processes together; without a group, the largest
+    # process's high-water mark, which counts the pages of the worker it was forked from.
+    peak = group_peak if group_peak is not None else usage.ru_maxrss / 1024
     costs = {**_self_reported(folder / "timing.json", uid),
-             "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+             "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": peak}
     failure, message = classify(status, stderr, timed_out, limits, costs["cpu_s"], oom_kills)
     predictions = None
     if failure is None:
@@ -374,34 +496,19 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     return CodeRun(failure, message, predictions, stdout, stderr, costs)
 
 
-def _stage(folder: pathlib.Path, uid: int) -> tuple[list, pathlib.Path]:
-    """Hand ``folder`` to the run's user; the view path it will work in, and the interpreter's
-    closed folders it must reach (see :func:`_mount_view`)."""
-    for path in [folder, *folder.iterdir()]:
-        os.chown(path, uid, uid)
-    os.chmod(folder, 0o700)
-    base = pathlib.Path(tempfile.gettempdir()) / "ai4m-sandbox"
-    base.mkdir(mode=0o711, exist_ok=True)
-    view = base / f"run-{uid}"
-    view.mkdir(exist_ok=True)
-    reach = []
-    for i, (closed, entry) in enumerate(_closed_ancestors(pathlib.Path(os.path.realpath(sys.executable)))):
-        staged = folder.parent / f"{folder.name}.reach{i}" / entry
-        staged.mkdir(parents=True, exist_ok=True)
-        reach.append((closed, staged))
-    return reach, view
-
-
-def group_name(run: str) -> str:
-    """The control group of the run whose folder is named ``run``."""
-    return f"ai4m-{run}"
+def group_prefix(run: str) -> str:
+    """How the control group of the run whose folder is named ``run`` begins; a random tail
+    follows (two platforms on one machine may name their runs alike)."""
+    return f"ai4m-{run}-"
 
 
 def _run_group(name: str, limits: SandboxLimits) -> RunGroup | None:
     """The run's control group, or None where the machine gives none (rlimits alone then).
     Two processes more than the submission's limit: the two that wait for it (see _limit)."""
     try:
-        return RunGroup.create(group_name(name), limits.memory_mb, limits.processes + 2)
+        import secrets
+
+        return RunGroup.create(group_prefix(name) + secrets.token_hex(4), limits.memory_mb, limits.processes + 2)
     except (Unavailable, OSError):
         return None
 
@@ -513,26 +620,24 @@ MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "_Arr
 
 
 def classify(status: int, stderr: str, timed_out: bool, limits: SandboxLimits,
-             cpu_s: float = 0.0, oom_kills: int = 0) -> tuple[str | None, str]:
+             cpu_s: float = 0.0, oom_kills: int | None = None) -> tuple[str | None, str]:
     """The failure kind of a finished child, or None when it exited cleanly (whatever it printed).
-    ``oom_kills``: processes of the run the kernel killed at its control group's memory limit."""
+    ``oom_kills``: processes of the run the kernel killed at its control group's memory limit
+    (None: the run had no group, and a SIGKILL from nowhere is taken for the system's memory killer)."""
     if timed_out:
         return "timeout", f"killed after the wall-clock limit of {limits.wall_s:g} s"
-    at_limit = f"killed at the memory limit of {limits.memory_mb} MB (all the run's processes together)"
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return None, ""
+    if oom_kills:                                       # the kernel says so: nothing else to guess
+        return "memory", f"killed at the memory limit of {limits.memory_mb} MB (all the run's processes together)"
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_s >= limits.cpu_s - 0.5):
             return "timeout", f"stopped at the CPU limit of {limits.cpu_s} s"
-        if oom_kills:
-            return "memory", at_limit
-        if sig == signal.SIGKILL:                       # not the CPU limit: the system's memory killer
+        if sig == signal.SIGKILL and oom_kills is None:
             return "memory", "killed by the system (out of memory)"
         return "crash", f"ended by signal {signal.Signals(sig).name}"
-    code = os.waitstatus_to_exitcode(status)
-    if code == 0:
-        return None, ""
-    if oom_kills:                                       # a child was killed and the run gave up
-        return "memory", at_limit
     if any(sign in stderr for sign in MEMORY_SIGNS):
         return "memory", f"ran out of memory under the limit of {limits.memory_mb} MB"
     last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
