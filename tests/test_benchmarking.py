@@ -213,6 +213,39 @@ def test_control_group_paths_are_read_in_both_layouts():
     assert _own_paths("0::/user.slice/worker.scope\n") == {"": "/user.slice/worker.scope"}
 
 
+def test_gpu_device_nodes_lead_nowhere_in_a_run_without_a_gpu(tmp_path, monkeypatch):
+    """A stand-in for /dev/nvidia0 (a node of /dev/zero's kind, where a run can see it): read in a
+    run that was handed no GPU, it gives nothing; the folder /dev/nvidia-caps is not taken for one."""
+    import os
+    import shutil
+    import stat
+    import sys
+    import tempfile
+
+    from ai4m_helpers.benchmarking import sandbox
+
+    if not isolation()["own processes"]:
+        pytest.skip(isolation()["why"])
+    dev = pathlib.Path(tempfile.mkdtemp(prefix="ai4m-dev-", dir=sys.prefix))
+    try:
+        dev.chmod(0o755)
+        (dev / "nvidia-caps").mkdir()
+        try:
+            os.mknod(dev / "nvidia0", stat.S_IFCHR | 0o666, os.makedev(1, 5))
+        except OSError as err:
+            pytest.skip(f"cannot make a device node here: {err}")
+        nodes = sandbox._gpu_device_nodes(str(dev))
+        assert nodes == [str(dev / "nvidia0")]
+        read = (f"def fit(X, y):\n    print('read', len(open({nodes[0]!r}, 'rb').read(4)))\n"
+                "def predict(m, X):\n    return X[:, 0].astype(int) * 0\n")
+        monkeypatch.setattr(sandbox, "_gpu_device_nodes", lambda: [])
+        assert "read 4" in run_code(read, X, Y, X[:10], LIMITS, tmp_path / "control").stdout
+        monkeypatch.setattr(sandbox, "_gpu_device_nodes", lambda: nodes)
+        assert "read 0" in run_code(read, X, Y, X[:10], LIMITS, tmp_path / "hidden").stdout
+    finally:
+        shutil.rmtree(dev)
+
+
 def test_a_gpu_is_handed_over_only_where_the_competition_grants_one(monkeypatch):
     from ai4m_helpers.benchmarking.platform import worker_gpu
     from ai4m_helpers.benchmarking.sandbox import _gpu_env, visible_gpus

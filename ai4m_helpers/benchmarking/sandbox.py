@@ -187,7 +187,7 @@ def _sandbox_uid() -> int:
     return SANDBOX_UID_BASE + (os.getpid() % 1000) * 100 + _next_uid[0] % 100
 
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
@@ -324,12 +324,15 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], fol
     return apply
 
 
-def _gpu_device_nodes() -> list[str]:
+def _gpu_device_nodes(dev: str = "/dev") -> list[str]:
     """The NVIDIA device nodes of this machine (a run not handed a GPU finds them empty: setting
-    CUDA_VISIBLE_DEVICES itself then gets it nothing)."""
+    CUDA_VISIBLE_DEVICES itself then gets it nothing). Character devices only: /dev/nvidia-caps
+    is a folder of them."""
     import glob
+    import stat
 
-    return sorted(glob.glob("/dev/nvidia*") + glob.glob("/dev/nvidia-caps/*"))
+    paths = glob.glob(f"{dev}/nvidia*") + glob.glob(f"{dev}/nvidia-caps/*")
+    return sorted(p for p in paths if stat.S_ISCHR(os.stat(p).st_mode))
 
 
 def _die_with_relay(libc, report: int) -> None:
