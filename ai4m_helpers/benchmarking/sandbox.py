@@ -46,6 +46,7 @@ import json
 import os
 import re
 import pathlib
+import select
 import signal
 import sys
 import time
@@ -339,8 +340,6 @@ def _die_with_relay(libc, report: int) -> None:
     """In the namespace's first process: killed when the relay ends. Its parent reads as 0 from
     inside the namespace whether the relay lives or not, so the relay's end is read from the
     report pipe (the relay holds its other end)."""
-    import select
-
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     poll = select.poll()
     poll.register(report, select.POLLOUT)
