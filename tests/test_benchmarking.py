@@ -242,6 +242,9 @@ def test_gpu_device_nodes_lead_nowhere_in_a_run_without_a_gpu(tmp_path, monkeypa
         assert "read 4" in run_code(read, X, Y, X[:10], LIMITS, tmp_path / "control").stdout
         monkeypatch.setattr(sandbox, "_gpu_device_nodes", lambda: nodes)
         assert "read 0" in run_code(read, X, Y, X[:10], LIMITS, tmp_path / "hidden").stdout
+        monkeypatch.setattr(sandbox, "_gpu_device_nodes", lambda: [str(dev / "nvidia9")])   # gone: set-up fails
+        with pytest.raises(sandbox.SandboxUnavailable, match="sandbox set-up failed: .*hide .*nvidia9"):
+            run_code(read, X, Y, X[:10], LIMITS, tmp_path / "broken")
     finally:
         shutil.rmtree(dev)
 

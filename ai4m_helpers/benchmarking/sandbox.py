@@ -206,6 +206,8 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"sandbox set-up: {what}: {os.strerror(err)}")
 
 
+SETUP_FAILED = "sandbox set-up failed: "
+
 # Folders every user may write to: each run gets fresh, empty ones (nothing passes between runs
 # through them, and nothing a run leaves there outlives it).
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
@@ -237,21 +239,25 @@ def _cover(libc, folder: pathlib.Path, options: bytes, keep: list[pathlib.Path])
 def _mount_view(libc, folder: pathlib.Path, hide: list[pathlib.Path], needs: list[pathlib.Path],
                 memory_mb: int) -> None:
     """The run's file system, in its own mount namespace: fresh folders every user may write to
-    (:data:`SHARED_WRITABLE`), its ``folder`` at :data:`VIEW`, an empty tmpfs over every folder of
+    (:data:`SHARED_WRITABLE`, and the message queues of /dev/mqueue), its ``folder`` at :data:`VIEW`, an empty tmpfs over every folder of
     ``hide`` still in sight (the platform's data, other runs), and over every folder that only
     root may cross on the way to the interpreter (``needs``: under /root, say) a tmpfs that holds
-    only that way."""
+    only the interpreter's folders."""
     own = os.open(folder, os.O_PATH)                      # the folder may sit below one covered next
     closed: dict[pathlib.Path, set[pathlib.Path]] = {}
     for path in needs:
-        for parent, entry in _closed_ancestors(path):
-            closed.setdefault(parent, set()).add(parent / entry)
+        for parent, _ in _closed_ancestors(path):
+            closed.setdefault(parent, set()).add(path)          # that path only, not its neighbours
     for parent in sorted(closed, key=lambda p: len(p.parts)):    # outer folders first
         _cover(libc, parent, b"mode=0755", sorted(closed[parent]))
+    size = max(1, memory_mb // len(SHARED_WRITABLE))             # together, at most the memory limit
     for shared in map(pathlib.Path, SHARED_WRITABLE):
         if shared.is_dir():
             keep = [path for path in needs if shared in path.parents]
-            _cover(libc, shared, f"mode=1777,size={memory_mb}m".encode(), keep)
+            _cover(libc, shared, f"mode=1777,size={size}m".encode(), keep)
+    if os.path.isdir("/dev/mqueue"):                             # the message queues of its IPC namespace
+        _check(libc.mount(b"mqueue", b"/dev/mqueue", b"mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
+               "its own /dev/mqueue")
     _bind(libc, own, VIEW)
     for path in hide:
         if path.is_dir():                                 # (one below a covered folder is gone already)
@@ -288,6 +294,13 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], fol
     devices = [] if gpu else _gpu_device_nodes()
 
     def apply() -> None:
+        try:
+            set_up()
+        except BaseException as err:            # subprocess keeps only the type: say it in the run's log
+            os.write(2, f"{SETUP_FAILED}{err}\n".encode())
+            raise
+
+    def set_up() -> None:
         os.setsid()
         _die_with_parent(libc, worker)
         if group is not None:
@@ -464,10 +477,14 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
     start = time.perf_counter()
     try:
         with open(out, "wb") as fo, open(err, "wb") as fe:
-            proc = subprocess.Popen([sys.executable, "-I", "ingest.py"], cwd=folder, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                                    preexec_fn=_limit(limits, uid, [pathlib.Path(h) for h in hide], folder,
-                                                      group, gpu))
+            try:
+                proc = subprocess.Popen([sys.executable, "-I", "ingest.py"], cwd=folder, env=env,
+                                        stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
+                                        preexec_fn=_limit(limits, uid, [pathlib.Path(h) for h in hide], folder,
+                                                          group, gpu))
+            except subprocess.SubprocessError:
+                said = [line for line in _tail(err).splitlines() if line.startswith(SETUP_FAILED)]
+                raise SandboxUnavailable(said[-1] if said else "sandbox set-up failed") from None
             status, usage, timed_out = _wait(proc, limits.wall_s)
         wall = time.perf_counter() - start
         if uid is None:
