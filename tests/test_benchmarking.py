@@ -191,6 +191,24 @@ def test_root_without_the_right_to_make_namespaces_runs_nothing(tmp_path):
     assert "may not make namespaces" in why and "CAP_SYS_ADMIN" in why and refused == f"refused: {why}"
 
 
+def test_no_two_runs_on_a_machine_hold_one_user_id():
+    import os
+
+    from ai4m_helpers.benchmarking.sandbox import _claim_uid
+
+    if not isolation()["own user"]:
+        pytest.skip(isolation()["why"])
+    first, lock = _claim_uid(59998)
+    second, other = _claim_uid(59998)                 # another platform prefers the same id
+    third, last = _claim_uid(59999)                   # and the range wraps round
+    assert (first, second, third) == (59998, 59999, 20000)
+    os.close(lock)
+    again, lock = _claim_uid(59998)                   # released: free again
+    assert again == 59998
+    for fd in (lock, other, last):
+        os.close(fd)
+
+
 def test_memory_is_limited_over_the_whole_run(tmp_path):
     if not isolation()["control group"]:
         pytest.skip(isolation()["why"] or "no control group here")

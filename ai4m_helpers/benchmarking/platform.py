@@ -367,7 +367,8 @@ def process_next(platform: Platform, worker: str) -> int | None:
 
 
 def sandbox_uid(submission_id: int, attempt: int) -> int:
-    """A user id of its own for every (submission, attempt): no run shares one with an earlier run."""
+    """The user id a run prefers, one for every (submission, attempt) (the sandbox takes the next
+    free one if another run on the machine holds it)."""
     return 20000 + (submission_id * 8 + attempt % 8) % 40000
 
 

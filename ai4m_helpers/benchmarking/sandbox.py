@@ -56,7 +56,6 @@ import numpy as np
 from .cgroup import RunGroup, Unavailable
 
 CLONE_NEWNET = 0x40000000
-SANDBOX_UID_BASE = 20000          # every run gets its own unused user id from here on
 
 INGESTION = r'''
 import importlib.util, json, sys, time
@@ -180,12 +179,27 @@ def namespaces_refused() -> str:
             "CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN) to isolate runs")
 
 
-_next_uid = [0]
+UID_RANGE = range(20000, 60000)                     # user ids no account on the machine uses
+UID_LOCKS = pathlib.Path("/run/ai4m-sandbox-uids")
 
 
-def _sandbox_uid() -> int:
-    _next_uid[0] += 1
-    return SANDBOX_UID_BASE + (os.getpid() % 1000) * 100 + _next_uid[0] % 100
+def _claim_uid(preferred: int | None = None) -> tuple[int, int]:
+    """A user id that no other run on this machine holds now (two platforms on one host may
+    prefer the same), from ``preferred`` on, and the descriptor of the lock that holds it: the
+    lock goes when the descriptor is closed, or with the worker if it dies."""
+    import fcntl
+
+    UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+    start = preferred if preferred in UID_RANGE else UID_RANGE.start + os.getpid() % len(UID_RANGE)
+    for i in range(len(UID_RANGE)):
+        uid = UID_RANGE.start + (start - UID_RANGE.start + i) % len(UID_RANGE)
+        fd = os.open(UID_LOCKS / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return uid, fd
+        except BlockingIOError:
+            os.close(fd)
+    raise SandboxUnavailable(f"every sandbox user id ({UID_RANGE.start}-{UID_RANGE.stop - 1}) is in use")
 
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
@@ -452,19 +466,27 @@ def run_code(code: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
              folder: pathlib.Path, hide: tuple = (), uid: int | None = None) -> CodeRun:
     """Run one code submission in ``folder`` (created; it holds the public inputs only). The
     folders of ``hide`` (the platform's data, the other runs) are empty in the submission's view.
-    ``uid``: the child's user id (when the platform runs as root); a caller that runs many
-    submissions gives each its own (the platform derives it from the submission)."""
-    import subprocess
-
+    ``uid``: the user id the child should have (when the platform runs as root; the platform
+    derives one from the submission); if another run on this machine holds it, the next free one."""
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True)
     for name, array in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test)):
         np.save(folder / f"{name}.npy", array, allow_pickle=False)
     (folder / "submission.py").write_text(code)
     (folder / "ingest.py").write_text(INGESTION)
-    uid = (uid or _sandbox_uid()) if _root() else None
-    if uid is not None and namespaces_refused():            # never run a submission as root, unconfined
+    if _root() and namespaces_refused():                     # never run a submission as root, unconfined
         raise SandboxUnavailable(namespaces_refused())
+    uid, lease = _claim_uid(uid) if _root() else (None, None)
+    try:
+        return _run(folder, limits, hide, uid)
+    finally:
+        if lease is not None:
+            os.close(lease)
+
+
+def _run(folder: pathlib.Path, limits: SandboxLimits, hide: tuple, uid: int | None) -> CodeRun:
+    import subprocess
+
     if uid is not None:
         for path in [folder, *folder.iterdir()]:             # the run's files are its user's
             os.chown(path, uid, uid)
