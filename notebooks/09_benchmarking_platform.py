@@ -153,16 +153,20 @@ print(METHODS["k nearest neighbours"])
 #   peak memory is measured over all of them, and the kernel says afterwards whether its memory
 #   killer struck inside the run. Without one, memory is limited per process only, and
 #   processes per user.
+# - a system-call filter (seccomp, with libseccomp): the calls a submission has no use for and
+#   that widen what of the kernel it can reach fail (making namespaces, mounting, ptrace, BPF,
+#   perf events, io_uring, kernel keyrings, modules); forks and threads work as usual.
 #
 # The platform's ingestion program runs the submission's `fit` and `predict` inside the child
 # and times each step (its own report); the worker reads the child's wall time, CPU time and
 # peak memory from the kernel, reads what the child wrote without following links and only if
 # it is a regular file of the child's, checks the predictions (length, type, NaN, labels), and
 # only then scores them against the hidden labels, in its own process. What this sandbox does
-# not do: a seccomp filter (the submission may make any system call its user may make, and
-# the kernel is a large surface), a read-only root file system, a bound on the disk its own
-# folder may fill (only on each file's size), and a limit on CPU time summed over processes
-# (each process has its own CPU limit; the wall-clock limit bounds the run). On this machine:
+# not do: an allow-list of system calls (its filter is a deny-list: every call not on it is
+# allowed, and the kernel is a large surface), a read-only root file system, a bound on the
+# disk its own folder may fill (only on each file's size), and a limit on CPU time summed
+# over processes (each process has its own CPU limit; the wall-clock limit bounds the run).
+# On this machine:
 
 # %%
 pd.Series(isolation())
@@ -337,9 +341,10 @@ claims_table(claims)
 # - **Isolation.** Namespaces, a user id of its own, a control group and resource limits
 #   instead of a container image per submission (Docker or Podman, as AI4MediaBench uses, are
 #   not available here); the sandbox relies on the worker running as root, and says so when it
-#   does not (then the child can read the database). No seccomp filter. Where the machine gives
-#   the worker no control group (for now, any machine with cgroup v2), memory is limited
-#   per process, and the four-process memory hog then gets through: the table above says so.
+#   does not (then the child can read the database). A deny-list of system calls, not an
+#   allow-list. Where the machine gives the worker no control group (for now, any machine
+#   with cgroup v2), memory is limited per process, and the four-process memory hog then
+#   gets through: the table above says so.
 # - **Data.** scikit-learn's digits stand in for a media dataset, and the submissions are small
 #   scikit-learn models; being public, the data gives its labels away (Eve's entry). The `full`
 #   profile adds a small torch CNN, whose FLOPs the ingestion program counts (a column of the

@@ -209,6 +209,23 @@ def test_no_two_runs_on_a_machine_hold_one_user_id():
         os.close(fd)
 
 
+def test_a_run_may_not_make_namespaces_but_may_fork_and_start_threads(tmp_path):
+    if not isolation()["system calls filtered"]:
+        pytest.skip(isolation()["why"] or "no system-call filter here")
+    code = ("import ctypes, os, threading\nimport numpy as np\ndef fit(X, y):\n"
+            "    libc = ctypes.CDLL(None, use_errno=True)\n"
+            "    print('userns', libc.unshare(0x10000000), ctypes.get_errno())\n"      # CLONE_NEWUSER
+            "    print('ptrace', libc.ptrace(0, 0, 0, 0), ctypes.get_errno())\n"        # PTRACE_TRACEME
+            "    pid = os.fork()\n    if pid == 0:\n        os._exit(7)\n"
+            "    print('fork', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+            "    t = threading.Thread(target=print, args=('thread ran',))\n    t.start()\n    t.join()\n"
+            "    return 0\ndef predict(m, X):\n    return X[:, 0].astype(int) * 0\n")
+    run = run_code(code, X, Y, X[:10], LIMITS, tmp_path / "calls")
+    assert run.failure is None, run.stderr[-500:]
+    assert "userns -1 1" in run.stdout and "ptrace -1 1" in run.stdout               # EPERM
+    assert "fork 7" in run.stdout and "thread ran" in run.stdout
+
+
 def test_memory_is_limited_over_the_whole_run(tmp_path):
     if not isolation()["control group"]:
         pytest.skip(isolation()["why"] or "no control group here")

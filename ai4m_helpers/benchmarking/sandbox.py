@@ -23,6 +23,9 @@ The platform's ingestion program (below) runs it in a child process that sees:
     memory lives in the fresh /dev/shm);
   - a PID namespace, in which it sees and can signal only its own processes; when the
     submission ends, whatever it started is killed and reaped, so that its CPU time counts;
+  - a system-call filter (seccomp, :func:`syscall_filter`) refusing the calls it has no use for
+    that widen what of the kernel it can reach (new namespaces, mounts, ptrace, BPF...): a
+    deny-list, where a container runtime uses an allow-list (where libseccomp is installed);
   - a control group (:mod:`.cgroup`) that bounds the memory and the number of processes of the
     whole run and measures its peak memory, where the machine lets the platform make one.
     Without it, memory is limited per process only, processes per user, and the peak is the
@@ -147,19 +150,22 @@ def isolation() -> dict:
     """What this machine lets the sandbox do beyond rlimits and a private directory."""
     if not _root():
         return {"own user": False, "no network": False, "own processes": False, "control group": False,
-                "why": "the platform does not run as root here: the child keeps the platform's user and "
+                "system calls filtered": False, "why": "the platform does not run as root here: the child keeps the platform's user and "
                        "network, so it can read and write the platform's database, hidden labels included "
                        "(run workers as root in a container to isolate them)"}
     refused = namespaces_refused()
     if refused:
         return {"own user": False, "no network": False, "own processes": False, "control group": False,
-                "why": refused}
+                "system calls filtered": False, "why": refused}
     from .cgroup import probe
 
     missing = probe()
+    why = [f"no control group: {missing}; memory is limited per process only, processes per user"] if missing else []
+    filtered = syscall_filter() is not None
+    if not filtered:
+        why.append("no system-call filter: libseccomp (the OS's libseccomp2 and pyseccomp) is missing")
     return {"own user": True, "no network": True, "own processes": True, "control group": not missing,
-            "why": f"no control group: {missing}; memory is limited per process only, processes per "
-                   "user" if missing else ""}
+            "system calls filtered": filtered, "why": "; ".join(why)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -205,6 +211,7 @@ def _claim_uid(preferred: int | None = None) -> tuple[int, int]:
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWUTS, CLONE_NEWCGROUP = 0x10000000, 0x04000000, 0x02000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 
 
@@ -306,6 +313,7 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], fol
     libc = _libc()                                  # loaded here: not in a child forked from threads
     needs = _interpreter_paths()
     devices = [] if gpu else _gpu_device_nodes()
+    rules = syscall_filter() if uid is not None else None
 
     def apply() -> None:
         try:
@@ -349,7 +357,43 @@ def _limit(limits: SandboxLimits, uid: int | None, hide: list[pathlib.Path], fol
         os.setgid(uid)
         os.setuid(uid)
         _die_with_parent(libc, 1)               # changing credentials cleared it
+        if rules is not None:
+            rules.load()                        # last: the set-up itself needed some of these calls
     return apply
+
+
+# System calls a submission has no use for, each of which widens what of the kernel it can reach:
+# making namespaces (a user namespace gives it root-like powers inside), mounting, reading other
+# processes' memory, BPF, perf events, io_uring, userfaultfd, kernel keyrings, modules.
+REFUSED_SYSCALLS = ("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "ptrace",
+                    "process_vm_readv", "process_vm_writev", "bpf", "perf_event_open", "userfaultfd",
+                    "io_uring_setup", "keyctl", "add_key", "request_key", "init_module", "finit_module",
+                    "delete_module", "kexec_load", "open_by_handle_at")
+CLONE_NAMESPACES = (CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWUTS, CLONE_NEWCGROUP)
+
+
+def syscall_filter():
+    """The run's seccomp filter (libseccomp): everything allowed but :data:`REFUSED_SYSCALLS`
+    and clone() with a namespace flag, which fail with EPERM; clone3(), whose flags a filter
+    cannot read, fails with ENOSYS, so that the C library falls back to clone(). Built in the
+    worker, loaded in the child. None where libseccomp is missing (:func:`isolation` says so)."""
+    import errno
+
+    try:
+        import pyseccomp as seccomp
+
+        rules = seccomp.SyscallFilter(seccomp.ALLOW)
+    except (ImportError, OSError, AttributeError):
+        return None
+    for name in REFUSED_SYSCALLS:
+        try:
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+        except (OSError, ValueError):              # a call this kernel or libseccomp does not know
+            pass
+    for flag in CLONE_NAMESPACES:
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    return rules
 
 
 def _gpu_device_nodes(dev: str = "/dev") -> list[str]:
