@@ -26,7 +26,7 @@ import signal
 import time
 
 ROOT = pathlib.Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "pids")
+CONTROLLERS = ("memory", "pids")          # in both layouts; v1 has a hierarchy for each
 
 
 class Unavailable(Exception):
@@ -65,7 +65,7 @@ def _parents() -> tuple[str, list[pathlib.Path]]:
     if (ROOT / "cgroup.controllers").exists():
         parent = _below(ROOT, own.get("", "/"))
         enabled = (parent / "cgroup.subtree_control").read_text().split()
-        missing = [c for c in V1_CONTROLLERS if c not in enabled]
+        missing = [c for c in CONTROLLERS if c not in enabled]
         if missing:
             try:
                 _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
@@ -73,10 +73,10 @@ def _parents() -> tuple[str, list[pathlib.Path]]:
                 raise Unavailable(f"cannot enable {', '.join(missing)} below {parent}: {err.strerror} (on "
                                   "cgroup v2 the worker's own group holds the worker; see cgroup.py)") from None
         return "v2", [parent]
-    folders = [ROOT / c for c in V1_CONTROLLERS]
+    folders = [ROOT / c for c in CONTROLLERS]
     if not all(f.is_dir() for f in folders):
-        raise Unavailable(f"no control-group file system with {' and '.join(V1_CONTROLLERS)} under {ROOT}")
-    return "v1", [_below(ROOT / c, own.get(c, "/")) for c in V1_CONTROLLERS]
+        raise Unavailable(f"no control-group file system with {' and '.join(CONTROLLERS)} under {ROOT}")
+    return "v1", [_below(ROOT / c, own.get(c, "/")) for c in CONTROLLERS]
 
 
 class RunGroup:
@@ -105,7 +105,7 @@ class RunGroup:
 
     def _file(self, v2_name: str, v1_name: str) -> pathlib.Path:
         controller = v1_name.split(".")[0]
-        folder = self.folders[0] if self.layout == "v2" else self.folders[V1_CONTROLLERS.index(controller)]
+        folder = self.folders[0] if self.layout == "v2" else self.folders[CONTROLLERS.index(controller)]
         return folder / (v2_name if self.layout == "v2" else v1_name)
 
     def _limit(self, memory: int, processes: int) -> None:
